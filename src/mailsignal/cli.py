@@ -1,0 +1,454 @@
+"""The `mailsignal` command line (Typer + Rich). Every command is in docs/cli.md."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import sys
+import threading
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, instrument, outgoing
+from .errors import InputError, MailSignalError, NotFoundError
+from .settings import Settings, create_secret, load_keyring, load_settings, rotate_secret
+from .store import repo
+from .store.db import is_initialised, make_engine, migrate
+from .tokens import Signer
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="MailSignal: email engagement tracking with human/machine labels.",
+)
+users_app = typer.Typer(no_args_is_help=True, help="Reps and admins (systemuser).")
+org_app = typer.Typer(no_args_is_help=True, help="The organization and its tracking switch.")
+emails_app = typer.Typer(no_args_is_help=True, help="Track and inspect outgoing emails.")
+events_app = typer.Typer(no_args_is_help=True, help="Opens, clicks and replies.")
+keys_app = typer.Typer(no_args_is_help=True, help="The token signing keyring.")
+app.add_typer(users_app, name="users")
+app.add_typer(org_app, name="org")
+app.add_typer(emails_app, name="emails")
+app.add_typer(events_app, name="events")
+app.add_typer(keys_app, name="keys")
+
+# Wide enough for ids when piped (Rich would otherwise assume 80 columns and fold them).
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _engine(settings: Settings) -> Any:
+    engine = make_engine(settings.db_url)
+    if not is_initialised(engine):
+        raise MailSignalError("the database is not initialised: run `mailsignal init` first")
+    return engine
+
+
+def _signer(settings: Settings) -> Signer:
+    keys, current = load_keyring(settings.secret_file)
+    return Signer(keys, current)
+
+
+@app.command()
+def version() -> None:
+    """Print the MailSignal version."""
+    out.print(__version__)
+
+
+@app.command()
+def init() -> None:
+    """Create the data directory, the signing key (0600), the schema and the organization."""
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    created = create_secret(settings.secret_file)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    with engine.begin() as conn:
+        org = repo.get_org(conn)
+    out.print(f"data directory  {settings.data_dir}")
+    out.print(f"signing key     {settings.secret_file} ({'created' if created else 'kept'})")
+    out.print(f"database        {engine.url.render_as_string(hide_password=True)} (migrated)")
+    out.print(
+        f"organization    {org['name']} (tracking "
+        f"{'on' if org['isemailmonitoringallowed'] else 'off'})"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (setting: host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (setting: port).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    ingest: Annotated[bool, typer.Option(help="Also run the ingest worker.")] = True,
+) -> None:
+    """Serve the tracker, REST API and UI (granian), and ingest hits in the background."""
+    from granian import Granian
+
+    settings = _settings()
+    engine = _engine(settings)
+    migrate(engine)
+    _signer(settings)  # fail now, not in every worker, if the key is missing or unsafe
+    worker: multiprocessing.process.BaseProcess | None = None
+    if ingest:
+        worker = multiprocessing.get_context("spawn").Process(
+            target=_ingest_forever, name="mailsignal-ingest", daemon=True
+        )
+        worker.start()
+    out.print(
+        f"MailSignal {__version__} on http://{host or settings.host}:{port or settings.port}"
+        f" (tracking base URL {settings.base_url})"
+    )
+    try:
+        Granian(
+            "mailsignal.web.app:create_app",
+            factory=True,
+            interface="asgi",  # type: ignore[arg-type]
+            address=host or settings.host,
+            port=port or settings.port,
+            workers=workers or settings.workers,
+            loop="uvloop",  # type: ignore[arg-type]
+            log_level=settings.log_level,  # type: ignore[arg-type]
+        ).serve()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.join(5)
+
+
+def _ingest_forever() -> None:
+    from .ingest import Ingestor
+
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    ingestor = Ingestor(make_engine(settings.db_url), settings)
+    ingestor.run_forever(threading.Event())
+
+
+@app.command("ingest")
+def ingest_cmd(
+    follow: Annotated[bool, typer.Option(help="Keep polling the journal.")] = False,
+) -> None:
+    """Move journaled hits into the store (once, or continuously with --follow)."""
+    from .ingest import Ingestor
+
+    settings = _settings()
+    ingestor = Ingestor(_engine(settings), settings)
+    if follow:
+        ingestor.run_forever(threading.Event())
+        return
+    out.print(f"ingested {ingestor.drain()} hits")
+
+
+@app.command()
+def demo(
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing when emails already exist.")
+    ] = False,
+) -> None:
+    """Load demo data: a rep, contacts, tracked emails and real-world hits, labelled."""
+    from . import demo as demo_data
+
+    settings = _settings()
+    engine = _engine(settings)
+    if if_empty and demo_data.has_data(engine):
+        out.print("demo: emails already exist; nothing loaded")
+        return
+    count = demo_data.load(engine, settings, _signer(settings))
+    out.print(
+        f"demo: {count} emails from alice@northwind.test with their opens and clicks; "
+        "try `mailsignal emails list`"
+    )
+
+
+# --- users -----------------------------------------------------------------------------
+
+
+@users_app.command("add")
+def users_add(
+    address: Annotated[str, typer.Argument(help="The user's email address.")],
+    name: Annotated[str, typer.Option(help="Full name.")] = "",
+    role: Annotated[str, typer.Option(help="rep or admin.")] = "rep",
+    opt_in: Annotated[
+        bool, typer.Option("--opt-in/--no-opt-in", help="Personal email-engagement opt-in.")
+    ] = False,
+    timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Europe/Berlin.")] = "UTC",
+    key: Annotated[bool, typer.Option(help="Also create and print an API key.")] = False,
+) -> None:
+    """Add a rep or admin (systemuser with usersettings)."""
+    _check_zone(timezone)
+    settings = _settings()
+    with _engine(settings).begin() as conn:
+        user_id = repo.add_user(
+            conn,
+            name or address.split("@")[0],
+            address,
+            role=role,
+            opt_in=opt_in,
+            timezone=timezone,
+        )
+        api_key = repo.create_api_key(conn, user_id, "cli") if key else None
+    out.print(f"added {role} {address} ({user_id}), opt-in {'on' if opt_in else 'off'}")
+    if api_key:
+        out.print(f"API key (shown once): {api_key}")
+
+
+def _check_zone(name: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InputError(
+            f"unknown time zone {name!r} (use an IANA name like Europe/Berlin)"
+        ) from exc
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users with role and opt-in."""
+    settings = _settings()
+    with _engine(settings).connect() as conn:
+        rows = repo.list_users(conn)
+    table = Table("address", "name", "role", "opt-in", "id")
+    for r in rows:
+        table.add_row(
+            r["internalemailaddress"],
+            r["fullname"],
+            r["accessrole"],
+            "yes" if r["emailengagementoptin"] else "no",
+            str(r["systemuserid"]),
+        )
+    out.print(table)
+
+
+@users_app.command("opt-in")
+def users_opt_in(
+    address: str,
+    off: Annotated[bool, typer.Option("--off", help="Opt the user out instead.")] = False,
+) -> None:
+    """Set a user's personal email-engagement opt-in."""
+    settings = _settings()
+    with _engine(settings).begin() as conn:
+        user = _user(conn, address)
+        repo.set_optin(conn, user["systemuserid"], not off)
+    out.print(f"{address}: opt-in {'off' if off else 'on'}")
+
+
+@users_app.command("key")
+def users_key(address: str, name: Annotated[str, typer.Option(help="Label.")] = "cli") -> None:
+    """Create an API key for a user and print it once (only its hash is stored)."""
+    settings = _settings()
+    with _engine(settings).begin() as conn:
+        key = repo.create_api_key(conn, _user(conn, address)["systemuserid"], name)
+    out.print(key)
+
+
+def _user(conn: Any, address: str) -> dict[str, Any]:
+    user = repo.user_by_address(conn, address)
+    if user is None:
+        raise NotFoundError(f"no user {address}: add them with `mailsignal users add`")
+    return user
+
+
+# --- organization ----------------------------------------------------------------------
+
+
+@org_app.command("set")
+def org_set(
+    tracking: Annotated[
+        bool | None,
+        typer.Option(
+            "--tracking/--no-tracking", help="The org-wide switch (isemailmonitoringallowed)."
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Organization name.")] = None,
+) -> None:
+    """Change the organization's name or its email-tracking switch."""
+    settings = _settings()
+    with _engine(settings).begin() as conn:
+        org = repo.set_org(conn, monitoring=tracking, name=name)
+    out.print(f"{org['name']}: tracking {'on' if org['isemailmonitoringallowed'] else 'off'}")
+
+
+@org_app.command("show")
+def org_show() -> None:
+    """Show the organization and its tracking switch."""
+    settings = _settings()
+    with _engine(settings).begin() as conn:
+        org = repo.get_org(conn)
+    out.print(
+        f"{org['name']} ({org['organizationid']}): tracking "
+        f"{'on' if org['isemailmonitoringallowed'] else 'off'}"
+    )
+
+
+# --- emails and events -----------------------------------------------------------------
+
+
+@emails_app.command("instrument")
+def emails_instrument(
+    file: Annotated[Path, typer.Argument(help="An .eml file (RFC 5322 message).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write each copy.")] = Path(
+        "instrumented"
+    ),
+    sender: Annotated[str | None, typer.Option(help="Default: the From address.")] = None,
+    sent_at: Annotated[datetime | None, typer.Option(help="Send time (default now, UTC).")] = None,
+) -> None:
+    """Track an .eml file: write one instrumented .eml per recipient into --out."""
+    if not file.is_file():
+        raise InputError(f"{file}: no such file")
+    msg = instrument.parse_message(file.read_bytes())
+    from email.utils import parseaddr
+
+    sender = sender or parseaddr(str(msg.get("From", "")))[1]
+    if not sender:
+        raise InputError(f"{file}: no From address; pass --sender")
+    recipients = outgoing.recipients_of(msg)
+    if not recipients:
+        raise InputError(f"{file}: no To or Cc recipients")
+    when = sent_at.replace(tzinfo=sent_at.tzinfo or UTC) if sent_at else None
+    settings = _settings()
+    with _engine(settings).begin() as conn:
+        result = outgoing.track(
+            conn,
+            _signer(settings),
+            settings.base_url,
+            msg,
+            sender=sender,
+            recipients=recipients,
+            sent_at=when,
+            honeypot=settings.honeypot,
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = Table("recipient", "tracked", "why not", "file")
+    for copy in result.copies:
+        path = out_dir / f"{result.activity_id}-{copy.delivery_id}.eml"
+        path.write_bytes(copy.message.as_bytes())
+        table.add_row(
+            copy.recipient,
+            "yes" if copy.decision.tracked else "no",
+            ", ".join(copy.decision.reasons),
+            str(path),
+        )
+    out.print(f"email {result.activity_id} ({result.message_id})")
+    out.print(table)
+
+
+@emails_app.command("show")
+def emails_show(
+    activity_id: Annotated[str, typer.Argument(help="The email's activityid.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show an email with its raw and human counters."""
+    settings = _settings()
+    with _engine(settings).connect() as conn:
+        row = repo.get_email(conn, _uuid(activity_id))
+        row["deliveries"] = repo.deliveries(conn, _uuid(activity_id))
+    if as_json:
+        out.print_json(json.dumps(row, default=str))
+        return
+    table = Table("field", "value", show_header=False)
+    for key in (
+        "activityid",
+        "subject",
+        "sender",
+        "torecipients",
+        "senton",
+        "opencount",
+        "humanopencount",
+        "machineopencount",
+        "forwardopencount",
+        "linksclickedcount",
+        "humanlinksclickedcount",
+        "attachmentopencount",
+        "replycount",
+        "lastopenedtime",
+        "lasthumanopenedtime",
+        "engagementverdict",
+        "noiseflag",
+    ):
+        table.add_row(key, str(row[key]))
+    out.print(table)
+
+
+@emails_app.command("list")
+def emails_list(limit: Annotated[int, typer.Option(help="How many.")] = 20) -> None:
+    """List the most recent emails with raw and human counts."""
+    settings = _settings()
+    with _engine(settings).connect() as conn:
+        rows = repo.list_emails(conn, limit=limit)
+    table = Table("sent", "subject", "opens raw/human", "clicks raw/human", "verdict")
+    table.add_column("activityid", no_wrap=True, min_width=36)
+    for r in rows:
+        table.add_row(
+            str(r["senton"])[:16],
+            r["subject"][:40],
+            f"{r['opencount']}/{r['humanopencount']}",
+            f"{r['linksclickedcount']}/{r['humanlinksclickedcount']}",
+            r["engagementverdict"],
+            str(r["activityid"]),
+        )
+    out.print(table)
+
+
+@events_app.command("list")
+def events_list(
+    activity_id: Annotated[str, typer.Argument(help="The email's activityid.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List every event of an email with verdict, confidence and reasons."""
+    settings = _settings()
+    with _engine(settings).connect() as conn:
+        repo.get_email(conn, _uuid(activity_id))
+        rows = repo.list_events(conn, _uuid(activity_id))
+    if as_json:
+        for r in rows:
+            sys.stdout.write(json.dumps(r, default=str) + "\n")
+        return
+    kinds = {0: "open", 1: "click", 2: "download", 3: "reply"}
+    table = Table("time", "kind", "recipient", "verdict", "conf", "reasons", "user agent")
+    for r in rows:
+        reasons = ", ".join(e["rule"] for e in (r["reasons"] or {}).get("fired", []))
+        table.add_row(
+            str(r["emailinteractiontime"])[:19],
+            kinds.get(r["interactiontype"], "?"),
+            r["emailaddress"],
+            r["verdict"],
+            f"{r['confidence']:.2f}",
+            reasons,
+            (r["interactionuseragent"] or "")[:40],
+        )
+    out.print(table)
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError as exc:
+        raise InputError(f"not an id: {text!r}") from exc
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Add a new signing key; old keys keep verifying links already sent."""
+    kid = rotate_secret(_settings().secret_file)
+    out.print(f"new signing key id {kid}; restart the server to sign with it")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except MailSignalError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise SystemExit(2) from None

@@ -1,0 +1,93 @@
+"""Every exception MailSignal raises on purpose.
+
+    MailSignalError                 base; `code` is a stable machine-readable id
+    ├── ConfigError                 a setting or the secret file is missing or invalid
+    ├── TokenError                  a tracking token is malformed, truncated or forged
+    ├── InputError                  the caller sent something we cannot use (HTTP 4xx, CLI message)
+    │   ├── MimeError               a message that is not parseable MIME, or has no body to track
+    │   ├── TooLargeError           a body or message over the configured limit (HTTP 413)
+    │   └── NotFoundError           the record named does not exist (HTTP 404)
+    ├── AuthError                   missing or wrong API key (HTTP 401)
+    │   └── ForbiddenError          the key is valid but may not do this (HTTP 403)
+    └── StoreError                  the database refused or is unreachable (HTTP 503)
+
+Edges (web, mail, cli) turn these into an HTTP status with a JSON body, an SMTP status
+or a CLI message in one place each; nothing below the edges formats an error for a user.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MailSignalError(Exception):
+    """Base class. `code` names the problem; `detail` carries extra JSON-able facts."""
+
+    code = "error"
+    http_status = 400
+
+    def __init__(self, message: str, *, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail or {}
+
+
+class ConfigError(MailSignalError):
+    """A setting, the TOML file or the secret key file is missing or invalid."""
+
+    code = "config"
+    http_status = 500
+
+
+class TokenError(MailSignalError):
+    """A tracking token failed to decode or verify. Never shown to the public."""
+
+    code = "token"
+
+
+class InputError(MailSignalError):
+    """Input that cannot be used as given; the message names the field or line."""
+
+    code = "invalid_input"
+    http_status = 400
+
+
+class MimeError(InputError):
+    """A message that is not parseable MIME, or has no HTML or text part to track."""
+
+    code = "invalid_mime"
+
+
+class TooLargeError(InputError):
+    """A request body or message larger than the configured limit."""
+
+    code = "too_large"
+    http_status = 413
+
+
+class NotFoundError(InputError):
+    """The record the caller named does not exist (or is not theirs to see)."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class AuthError(MailSignalError):
+    """Missing, malformed or unknown API key."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class ForbiddenError(AuthError):
+    """A valid key whose user may not perform the request."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class StoreError(MailSignalError):
+    """The database refused the operation or cannot be reached."""
+
+    code = "store_unavailable"
+    http_status = 503

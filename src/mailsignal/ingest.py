@@ -1,0 +1,401 @@
+"""The background pipeline: journal -> enrich -> store -> classify the timeline -> count.
+
+Exactly-once by construction: every hit has a unique `hitid` (journal id + sequence, or
+the external id of an import) and is inserted with ON CONFLICT DO NOTHING, and the
+journal cursor moves in the same transaction as the events. A crash between the two
+therefore re-reads a batch whose rows are already stored and adds nothing.
+
+Classification is per recipient timeline (DESIGN §1 step 3): after new hits land, every
+event of each touched delivery is classified again, because a new event can change the
+verdict of an old one (a click confirms an open; a honeypot hit condemns a burst).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .classify import RULES, Context, Event, classify_timeline
+from .enrich import Pipeline
+from .model import Classification, EventKind, RawHit, TokenKind, Verdict
+from .settings import Settings
+from .store.journal import JournalReader
+from .store.schema import email, emaildelivery, ingestcursor, interactionforemail, trackedlink
+
+log = logging.getLogger(__name__)
+
+_KIND = {
+    TokenKind.OPEN: EventKind.OPEN,
+    TokenKind.CLICK: EventKind.CLICK,
+    TokenKind.HONEYPOT: EventKind.CLICK,
+    TokenKind.ATTACHMENT: EventKind.ATTACHMENT,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    stored: int
+    duplicates: int
+    orphans: int  # hits whose delivery no longer exists (erased) or never did
+
+
+def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]], key: str) -> int:
+    """INSERT rows, skipping those whose unique `key` already exists; returns rows added."""
+    if not rows:
+        return 0
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=[key])
+    # RETURNING, not rowcount: drivers disagree on rowcount for executemany.
+    result = conn.execute(stmt.returning(table.c[key]), rows)
+    return len(result.all())
+
+
+def store_hits(
+    conn: Connection, hits: Sequence[RawHit], pipeline: Pipeline, settings: Settings
+) -> IngestResult:
+    """Enrich and store hits, then reclassify and recount what they touched."""
+    if not hits:
+        return IngestResult(0, 0, 0)
+    delivery_ids = {h.delivery_id for h in hits}
+    known = {
+        row.deliveryid: row
+        for row in conn.execute(
+            select(
+                emaildelivery.c.deliveryid,
+                emaildelivery.c.emailactivityid,
+                emaildelivery.c.emailaddress,
+            ).where(emaildelivery.c.deliveryid.in_(delivery_ids))
+        )
+    }
+    link_ids = {h.link_id for h in hits if h.link_id is not None}
+    links = (
+        {
+            row.linkid: row
+            for row in conn.execute(
+                select(
+                    trackedlink.c.linkid,
+                    trackedlink.c.emailactivityid,
+                    trackedlink.c.url,
+                    trackedlink.c.ishoneypot,
+                ).where(trackedlink.c.linkid.in_(link_ids))
+            )
+        }
+        if link_ids
+        else {}
+    )
+    rows: list[dict[str, Any]] = []
+    orphans = 0
+    for hit in hits:
+        delivery = known.get(hit.delivery_id)
+        link = links.get(hit.link_id) if hit.link_id is not None else None
+        if delivery is None or (
+            hit.link_id is not None
+            and (link is None or link.emailactivityid != delivery.emailactivityid)
+        ):
+            orphans += 1
+            continue
+        facts = pipeline.enrich(hit)
+        rows.append(
+            {
+                "interactionforemailid": uuid.uuid4(),
+                "emailactivityid": delivery.emailactivityid,
+                "deliveryid": hit.delivery_id,
+                "linkid": hit.link_id,
+                "interactiontype": int(_KIND[hit.kind]),
+                "emailinteractiontime": hit.received_at,
+                "interactionlocation": _location(facts),
+                "interactionuseragent": hit.user_agent,
+                "interactedcomponenttext": link.url if link is not None else None,
+                "emailaddress": delivery.emailaddress,
+                "ipaddress": hit.ip[:45],
+                "httpmethod": hit.method[:8],
+                "ishoneypot": hit.kind is TokenKind.HONEYPOT,
+                "headers": dict(hit.headers),
+                "facts": facts,
+                "hitid": hit.hit_id,
+                "externalid": hit.external_id,
+            }
+        )
+    added = insert_ignore(conn, interactionforemail, rows, "hitid")
+    touched = {r["deliveryid"] for r in rows}
+    reclassify(conn, touched, settings)
+    recount(conn, {r["emailactivityid"] for r in rows}, settings)
+    return IngestResult(added, len(rows) - added, orphans)
+
+
+def _location(facts: dict[str, dict[str, Any]]) -> str | None:
+    net = facts.get("net", {})
+    parts = [p for p in (net.get("city"), net.get("country")) if p]
+    return ", ".join(parts) if parts else None
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        key=row.hitid,
+        kind=EventKind(row.interactiontype),
+        at=row.emailinteractiontime,
+        ip=row.ipaddress,
+        user_agent=row.interactionuseragent,
+        method=row.httpmethod,
+        facts=row.facts or {},
+        link_id=row.linkid,
+        honeypot=bool(row.ishoneypot),
+        headers=row.headers or {},
+    )
+
+
+def reasons_json(result: Classification) -> dict[str, Any]:
+    return {
+        "fired": [
+            {"rule": e.rule, "verdict": str(e.verdict), "weight": e.weight, "text": e.text}
+            for e in result.fired
+        ],
+        "not_fired": list(result.not_fired),
+    }
+
+
+def reclassify(conn: Connection, delivery_ids: Iterable[int], settings: Settings) -> int:
+    """Classify every event of these deliveries again; returns how many changed."""
+    ids = sorted(set(delivery_ids))
+    if not ids:
+        return 0
+    ev = interactionforemail
+    contexts: dict[int, Context] = {}
+    link_counts: dict[uuid.UUID, int] = dict(
+        conn.execute(
+            select(trackedlink.c.emailactivityid, func.count())
+            .where(trackedlink.c.ishoneypot.is_(False))
+            .where(
+                trackedlink.c.emailactivityid.in_(
+                    select(emaildelivery.c.emailactivityid).where(
+                        emaildelivery.c.deliveryid.in_(ids)
+                    )
+                )
+            )
+            .group_by(trackedlink.c.emailactivityid)
+        ).all()
+    )
+    for drow in conn.execute(
+        select(emaildelivery.c.deliveryid, email.c.activityid, email.c.senton)
+        .join(email, email.c.activityid == emaildelivery.c.emailactivityid)
+        .where(emaildelivery.c.deliveryid.in_(ids))
+    ):
+        contexts[drow.deliveryid] = Context(
+            sent_at=drow.senton,
+            link_count=link_counts.get(drow.activityid, 0),
+            delivery_window_seconds=settings.delivery_window_seconds,
+            disabled=frozenset(settings.disabled_rules),
+        )
+    timelines: dict[int, list[Any]] = defaultdict(list)
+    for row in conn.execute(
+        select(
+            ev.c.interactionforemailid,
+            ev.c.deliveryid,
+            ev.c.hitid,
+            ev.c.interactiontype,
+            ev.c.emailinteractiontime,
+            ev.c.ipaddress,
+            ev.c.interactionuseragent,
+            ev.c.httpmethod,
+            ev.c.facts,
+            ev.c.linkid,
+            ev.c.ishoneypot,
+            ev.c.headers,
+            ev.c.verdict,
+            ev.c.confidence,
+            ev.c.reasons,
+            ev.c.classifierversion,
+        )
+        .where(ev.c.deliveryid.in_(ids))
+        .where(ev.c.interactiontype != int(EventKind.REPLY))
+        .order_by(ev.c.deliveryid, ev.c.emailinteractiontime, ev.c.hitid)
+    ):
+        timelines[row.deliveryid].append(row)
+    changes: list[dict[str, Any]] = []
+    for delivery_id, rows in timelines.items():
+        results = classify_timeline([_event(r) for r in rows], contexts[delivery_id], RULES)
+        for row, result in zip(rows, results, strict=True):
+            reasons = reasons_json(result)
+            if (row.verdict, row.confidence, row.reasons, row.classifierversion) != (
+                str(result.verdict),
+                result.confidence,
+                reasons,
+                result.version,
+            ):
+                changes.append(
+                    {
+                        "b_id": row.interactionforemailid,
+                        "b_verdict": str(result.verdict),
+                        "b_confidence": result.confidence,
+                        "b_reasons": reasons,
+                        "b_version": result.version,
+                    }
+                )
+    if changes:
+        conn.execute(
+            update(ev)
+            .where(ev.c.interactionforemailid == bindparam("b_id"))
+            .values(
+                verdict=bindparam("b_verdict"),
+                confidence=bindparam("b_confidence"),
+                reasons=bindparam("b_reasons"),
+                classifierversion=bindparam("b_version"),
+            ),
+            changes,
+        )
+    return len(changes)
+
+
+def recount(conn: Connection, email_ids: Iterable[uuid.UUID], settings: Settings) -> None:
+    """Recompute the raw and labelled counters of these emails from their events."""
+    ids = list(set(email_ids))
+    if not ids:
+        return
+    ev = interactionforemail
+    counts: dict[uuid.UUID, dict[str, Any]] = {i: _zero() for i in ids}
+    for row in conn.execute(
+        select(
+            ev.c.emailactivityid,
+            ev.c.interactiontype,
+            ev.c.verdict,
+            func.count(),
+            func.max(ev.c.emailinteractiontime),
+        )
+        .where(ev.c.emailactivityid.in_(ids))
+        .group_by(ev.c.emailactivityid, ev.c.interactiontype, ev.c.verdict)
+    ):
+        c = counts[row[0]]
+        kind, verdict, n, last = EventKind(row[1]), Verdict(row[2]), int(row[3]), row[4]
+        raw_col = {
+            EventKind.OPEN: "opencount",
+            EventKind.CLICK: "linksclickedcount",
+            EventKind.ATTACHMENT: "attachmentopencount",
+            EventKind.REPLY: "replycount",
+        }[kind]
+        if kind is EventKind.REPLY and verdict is Verdict.MACHINE:
+            continue  # auto-replies are stored and labelled but are not replies
+        c[raw_col] += n
+        if kind is EventKind.OPEN:
+            c["lastopenedtime"] = max(filter(None, (c["lastopenedtime"], last)), default=None)
+        human_col = {
+            EventKind.OPEN: "humanopencount",
+            EventKind.CLICK: "humanlinksclickedcount",
+            EventKind.ATTACHMENT: "humanattachmentopencount",
+        }.get(kind)
+        if verdict is Verdict.HUMAN and human_col:
+            c[human_col] += n
+            if kind is EventKind.OPEN:
+                c["lasthumanopenedtime"] = max(
+                    filter(None, (c["lasthumanopenedtime"], last)), default=None
+                )
+        elif verdict is Verdict.MACHINE and kind is EventKind.OPEN:
+            c["machineopencount"] += n
+        elif verdict is Verdict.MACHINE and kind is EventKind.CLICK:
+            c["machinelinksclickedcount"] += n
+        elif verdict is Verdict.FORWARD and kind is EventKind.OPEN:
+            c["forwardopencount"] += n
+        if verdict in (Verdict.HUMAN, Verdict.FORWARD) or kind is EventKind.REPLY:
+            c["_human"] = True
+        c["_any"] = True
+    now = datetime.now(UTC)
+    for activity_id, c in counts.items():
+        label = "human" if c.pop("_human") else ("machine" if c.pop("_any", False) else "none")
+        c.pop("_any", None)
+        conn.execute(
+            update(email)
+            .where(email.c.activityid == activity_id)
+            .values(
+                **c,
+                engagementverdict=label,
+                noiseflag=c["opencount"] > settings.noise_open_threshold,
+                modifiedon=now,
+            )
+        )
+
+
+def _zero() -> dict[str, Any]:
+    return {
+        "opencount": 0,
+        "linksclickedcount": 0,
+        "attachmentopencount": 0,
+        "replycount": 0,
+        "humanopencount": 0,
+        "humanlinksclickedcount": 0,
+        "humanattachmentopencount": 0,
+        "machineopencount": 0,
+        "machinelinksclickedcount": 0,
+        "forwardopencount": 0,
+        "lastopenedtime": None,
+        "lasthumanopenedtime": None,
+        "_human": False,
+        "_any": False,
+    }
+
+
+class Ingestor:
+    """Moves hits from one journal file into the store, batch by batch."""
+
+    def __init__(self, engine: Engine, settings: Settings, pipeline: Pipeline | None = None):
+        self.engine = engine
+        self.settings = settings
+        self.pipeline = pipeline or Pipeline.default(settings.data_dir)
+        self.reader = JournalReader(settings.journal_file)
+
+    def _cursor(self, conn: Connection) -> int:
+        value = conn.execute(
+            select(ingestcursor.c.lastseq).where(ingestcursor.c.journalid == self.reader.journal_id)
+        ).scalar()
+        return int(value or 0)
+
+    def run_once(self) -> IngestResult:
+        with self.engine.begin() as conn:
+            cursor = self._cursor(conn)
+            batch = self.reader.read(cursor, self.settings.ingest_batch_size)
+            if not batch.hits:
+                return IngestResult(0, 0, 0)
+            result = store_hits(conn, batch.hits, self.pipeline, self.settings)
+            insert_ignore(
+                conn, ingestcursor, [{"journalid": batch.journal_id, "lastseq": 0}], "journalid"
+            )
+            conn.execute(
+                update(ingestcursor)
+                .where(ingestcursor.c.journalid == batch.journal_id)
+                .values(lastseq=batch.last_seq)
+            )
+        if result.orphans:
+            log.warning("%d hits named deliveries that do not exist; skipped", result.orphans)
+        keep = timedelta(hours=self.settings.journal_retention_hours)
+        self.reader.prune(batch.last_seq, datetime.now(UTC) - keep)
+        return result
+
+    def drain(self) -> int:
+        """Ingest until the journal has nothing new; returns hits stored."""
+        total = 0
+        while True:
+            result = self.run_once()
+            total += result.stored
+            if result.stored + result.duplicates + result.orphans == 0:
+                return total
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                result = self.run_once()
+            except Exception:  # keep the worker alive; the batch is retried next round
+                log.exception("ingest batch failed; retrying")
+                stop.wait(self.settings.ingest_interval_seconds * 4)
+                continue
+            if result.stored + result.duplicates + result.orphans == 0:
+                stop.wait(self.settings.ingest_interval_seconds)
+
+    def close(self) -> None:
+        self.reader.close()

@@ -1,0 +1,195 @@
+"""Register an outgoing email and instrument one copy per recipient.
+
+The one place where policy (org switch, sender opt-in, recipient do-not-track), the
+store (email, deliveries, links) and the pure instrumenter meet, so the REST API, the
+CLI and the SMTP relay all track mail the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import formatdate, getaddresses, make_msgid
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult, insert, update
+
+from . import instrument
+from .errors import InputError, NotFoundError
+from .model import TokenKind, TrackingDecision
+from .store import repo
+from .store.schema import email, emaildelivery, trackedlink
+from .tokens import Signer
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedCopy:
+    recipient: str
+    delivery_id: int
+    decision: TrackingDecision
+    message: EmailMessage
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedEmail:
+    activity_id: uuid.UUID
+    message_id: str
+    copies: list[TrackedCopy]
+
+
+def build_message(
+    sender: str,
+    recipients: list[str],
+    subject: str,
+    html: str | None,
+    text: str | None,
+    message_id: str | None = None,
+    sent_at: datetime | None = None,
+) -> EmailMessage:
+    """A standard multipart/alternative message from API fields."""
+    if not html and not text:
+        raise InputError("give at least one of html, text or mime")
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Subject"] = subject
+    msg["Date"] = formatdate((sent_at or datetime.now(UTC)).timestamp(), usegmt=True)
+    msg["Message-ID"] = message_id or make_msgid(domain=sender.rpartition("@")[2] or None)
+    if text:
+        msg.set_content(text)
+        if html:
+            msg.add_alternative(html, subtype="html")
+    elif html:
+        msg.set_content(html, subtype="html")
+    return msg
+
+
+def recipients_of(msg: EmailMessage) -> list[str]:
+    pairs = getaddresses([str(v) for k in ("To", "Cc") for v in msg.get_all(k, [])])
+    return [addr for _name, addr in pairs if addr]
+
+
+def track(
+    conn: Connection,
+    signer: Signer,
+    base_url: str,
+    msg: EmailMessage,
+    *,
+    sender: str,
+    recipients: list[str],
+    sent_at: datetime | None = None,
+    honeypot: bool = False,
+) -> TrackedEmail:
+    """Store the email and return each recipient's (instrumented or untouched) copy."""
+    if not recipients:
+        raise InputError("no recipients")
+    user = repo.user_by_address(conn, sender)
+    if user is None:
+        raise NotFoundError(f"unknown sender {sender}: add them with `mailsignal users add`")
+    if user["isdisabled"]:
+        raise InputError(f"sender {sender} is disabled")
+    org = repo.get_org(conn)
+    if msg.get("Message-ID") is None:
+        msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message_id = str(msg["Message-ID"]).strip()
+    normalised = list(dict.fromkeys(repo.normalise_address(r) for r in recipients))
+
+    decisions: list[tuple[str, TrackingDecision, tuple[str, uuid.UUID, bool] | None]] = []
+    for address in normalised:
+        party = repo.find_party(conn, address)
+        decision = instrument.decide(
+            bool(org["isemailmonitoringallowed"]),
+            bool(user["emailengagementoptin"]),
+            party[2] if party else True,
+        )
+        decisions.append((address, decision, party))
+    regarding = next((p for _a, _d, p in decisions if p is not None), None)
+
+    activity_id = uuid.uuid4()
+    conn.execute(
+        insert(email).values(
+            activityid=activity_id,
+            subject=str(msg.get("Subject", ""))[:800],
+            senton=sent_at or datetime.now(UTC),
+            sender=repo.normalise_address(sender),
+            torecipients=";".join(normalised)[:10000],
+            ownerid=user["systemuserid"],
+            messageid=message_id[:998],
+            regardingobjectid=regarding[1] if regarding else None,
+            regardingobjecttypecode=regarding[0] if regarding else None,
+            isemailfollowed=any(d.tracked for _a, d, _p in decisions),
+            followemailuserpreference=bool(user["emailengagementoptin"]),
+        )
+    )
+    links = instrument.extract_links(msg)
+    link_ids: dict[str, int] = {}
+    for position, link in enumerate(links):
+        result = conn.execute(
+            insert(trackedlink).values(
+                emailactivityid=activity_id, position=position, url=link.url, text=link.text[:200]
+            )
+        )
+        link_ids[link.url] = _new_id(result)
+    honeypot_link: int | None = None
+    if honeypot and any(d.tracked for _a, d, _p in decisions):
+        result = conn.execute(
+            insert(trackedlink).values(
+                emailactivityid=activity_id, position=len(links), url="", ishoneypot=True
+            )
+        )
+        honeypot_link = _new_id(result)
+
+    copies: list[TrackedCopy] = []
+    for address, decision, party in decisions:
+        result = conn.execute(
+            insert(emaildelivery).values(
+                emailactivityid=activity_id,
+                emailaddress=address,
+                recipientobjectid=party[1] if party else None,
+                recipientobjecttypecode=party[0] if party else None,
+                tracked=decision.tracked,
+                untrackedreasons=list(decision.reasons),
+            )
+        )
+        delivery_id = _new_id(result)
+        if decision.tracked:
+            copy = _instrument_copy(signer, base_url, msg, delivery_id, link_ids, honeypot_link)
+        else:
+            copy = msg
+        copies.append(TrackedCopy(address, delivery_id, decision, copy))
+    return TrackedEmail(activity_id, message_id, copies)
+
+
+def _new_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _instrument_copy(
+    signer: Signer,
+    base_url: str,
+    msg: EmailMessage,
+    delivery_id: int,
+    link_ids: dict[str, int],
+    honeypot_link: int | None,
+) -> EmailMessage:
+    def rewrite(url: str) -> str:
+        token = signer.sign(TokenKind.CLICK, delivery_id, link_ids[url], url)
+        return f"{base_url}/c/{token}"
+
+    pixel = f"{base_url}/o/{signer.sign(TokenKind.OPEN, delivery_id)}.gif"
+    honeypot_url = None
+    if honeypot_link is not None:
+        honeypot_url = f"{base_url}/c/{signer.sign(TokenKind.HONEYPOT, delivery_id, honeypot_link)}"
+    return instrument.instrument(msg, rewrite, pixel, honeypot_url)
+
+
+def mark_delivery_failed(conn: Connection, delivery_id: int) -> None:
+    conn.execute(
+        update(emaildelivery)
+        .where(emaildelivery.c.deliveryid == delivery_id)
+        .values(status="failed")
+    )

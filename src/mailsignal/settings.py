@@ -1,0 +1,241 @@
+"""Typed settings: `MAILSIGNAL_*` environment variables over an optional TOML file.
+
+Precedence, highest first: explicit arguments, environment, the TOML file named by
+`MAILSIGNAL_CONFIG` (else `<data_dir>/mailsignal.toml` when it exists), defaults.
+Every field is documented in docs/settings.md; a test fails when one is missing.
+
+The signing secret is not a setting: `mailsignal init` generates it into
+`<data_dir>/secret.key` (mode 0600) and `load_keyring` reads it, so no default secret
+can ever ship in code or config.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .errors import ConfigError
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mailsignal"
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the optional TOML file (flat keys named like the fields)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self._data: dict[str, Any] = {}
+        if path is not None and path.is_file():
+            try:
+                with path.open("rb") as fh:
+                    self._data = tomllib.load(fh)
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
+            unknown = sorted(set(self._data) - set(settings_cls.model_fields))
+            if unknown:
+                raise ConfigError(f"unknown setting(s) in {path}: {', '.join(unknown)}")
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class Settings(BaseSettings):
+    """All MailSignal settings. Field descriptions are the documentation's source."""
+
+    model_config = SettingsConfigDict(env_prefix="MAILSIGNAL_", extra="forbid", frozen=True)
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Directory for the SQLite database, journal, secret key and data overrides.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the store; default is a SQLite file in data_dir. "
+        "PostgreSQL: postgresql+psycopg://user@host/db.",
+    )
+    base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public base URL of the tracker, used in pixel and link URLs.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `mailsignal serve` binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `mailsignal serve` binds.")
+    workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of load balancers whose X-Forwarded-For is believed; "
+        "any other peer's header is ignored.",
+    )
+    journal_path: Path | None = Field(
+        default=None,
+        description="SQLite file where the tracker journals hits before answering; "
+        "default data_dir/journal.db. Keep it on local disk.",
+    )
+    journal_batch_max: int = Field(
+        default=2048, ge=1, description="Most hits written in one group commit."
+    )
+    journal_retention_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="How long ingested hits stay in the journal before being pruned.",
+    )
+    ingest_interval_seconds: float = Field(
+        default=0.5, gt=0, description="How often the ingest worker polls the journal."
+    )
+    ingest_batch_size: int = Field(
+        default=5000, ge=1, description="Most journal hits ingested in one transaction."
+    )
+    honeypot: bool = Field(
+        default=False,
+        description="Add one invisible honeypot link to tracked HTML (see docs/privacy.md "
+        "on the US 12,489,787 patent before enabling).",
+    )
+    max_body_bytes: int = Field(
+        default=25 * 1024 * 1024,
+        ge=1024,
+        description="Largest API request body or message accepted, in bytes.",
+    )
+    delivery_window_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="An event this soon after sending counts as a machine signal "
+        "(rule timing.within_seconds_of_send).",
+    )
+    noise_open_threshold: int = Field(
+        default=20,
+        ge=1,
+        description="An email whose raw open count exceeds this is flagged as scanner noise.",
+    )
+    disabled_rules: list[str] = Field(
+        default_factory=list,
+        description="Classifier rule ids to switch off (see docs/rules.md).",
+    )
+    geoip_city_db: Path | None = Field(
+        default=None,
+        description="Optional MaxMind-format city database (.mmdb) for country and city.",
+    )
+    log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a CIDR or address: {item!r}") from exc
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config = os.environ.get("MAILSIGNAL_CONFIG")
+        if config:
+            path: Path | None = Path(config)
+            if path is not None and not path.is_file():
+                raise ConfigError(f"MAILSIGNAL_CONFIG names {config}, which does not exist")
+        else:
+            data_dir = os.environ.get("MAILSIGNAL_DATA_DIR")
+            path = (Path(data_dir) if data_dir else _default_data_dir()) / "mailsignal.toml"
+        return (init_settings, env_settings, _TomlSource(settings_cls, path))
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'mailsignal.db'}"
+
+    @property
+    def journal_file(self) -> Path:
+        return self.journal_path or self.data_dir / "journal.db"
+
+    @property
+    def secret_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings, turning validation errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
+
+
+# --- the signing keyring -------------------------------------------------------------
+# File format: one key per line, "<key id> <64+ hex chars>"; the last line signs.
+
+
+def create_secret(path: Path) -> bool:
+    """Create the keyring with one fresh 256-bit key; return False if it already exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"1 {secrets.token_hex(32)}\n")
+    return True
+
+
+def rotate_secret(path: Path) -> int:
+    """Append a new key and return its id; older keys keep verifying old tokens."""
+    keys, _ = load_keyring(path)
+    kid = max(keys) + 1
+    if kid > 255:
+        raise ConfigError("keyring is full (255 keys); remove retired keys first")
+    with path.open("a") as fh:
+        fh.write(f"{kid} {secrets.token_hex(32)}\n")
+    return kid
+
+
+def load_keyring(path: Path) -> tuple[dict[int, bytes], int]:
+    """Read the keyring; refuse a file others can read."""
+    if not path.is_file():
+        raise ConfigError(f"no secret key at {path}: run `mailsignal init` first")
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(f"{path} is readable by others (mode {mode:o}); chmod 600 it")
+    keys: dict[int, bytes] = {}
+    current = -1
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        try:
+            kid_text, hex_key = line.split()
+            kid, key = int(kid_text), bytes.fromhex(hex_key)
+        except ValueError as exc:
+            raise ConfigError(f"{path}:{lineno}: expected '<id> <hex key>'") from exc
+        if len(key) < 32:
+            raise ConfigError(f"{path}:{lineno}: key shorter than 32 bytes")
+        keys[kid] = key
+        current = kid
+    if not keys:
+        raise ConfigError(f"{path} holds no key")
+    return keys, current

@@ -1,0 +1,261 @@
+"""The physical schema: SQLAlchemy Core tables named after Dataverse's logical model.
+
+Tables and columns that Dynamics users query (email, contact, lead, account, systemuser,
+usersettings, organization, interactionforemail) keep Dataverse's logical names so the
+FetchXML compiler maps them one to one; MailSignal's own columns are plain additions
+(`humanopencount`, `verdict`, ...). Tables that Dataverse has no equivalent for
+(`emaildelivery`, `trackedlink`, `apikey`, `ingestcursor`) use MailSignal names.
+
+Every datetime is stored as UTC and read back timezone-aware (see `UtcDateTime`).
+Alembic migrations under `migrations/` are generated from this metadata.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    false,
+    true,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC; returns aware UTC datetimes on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        # SQLite keeps the text as given; store it naive so string order is time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+def _stamps() -> list[Column[Any]]:
+    return [
+        Column("createdon", UtcDateTime, nullable=False, default=utcnow),
+        Column("modifiedon", UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+    ]
+
+
+organization = Table(
+    "organization",
+    metadata,
+    Column("organizationid", Uuid, primary_key=True, default=_new_id),
+    Column("name", String(160), nullable=False),
+    Column("isemailmonitoringallowed", Boolean, nullable=False, server_default=true()),
+    *_stamps(),
+)
+
+systemuser = Table(
+    "systemuser",
+    metadata,
+    Column("systemuserid", Uuid, primary_key=True, default=_new_id),
+    Column("fullname", String(200), nullable=False),
+    Column("internalemailaddress", String(320), nullable=False, unique=True),
+    # MailSignal: "rep" sees own emails only; "admin" sees all.
+    Column("accessrole", String(16), nullable=False, server_default="rep"),
+    Column("isdisabled", Boolean, nullable=False, server_default=false()),
+    *_stamps(),
+)
+
+usersettings = Table(
+    "usersettings",
+    metadata,
+    Column("systemuserid", Uuid, ForeignKey("systemuser.systemuserid"), primary_key=True),
+    # MailSignal's personal opt-in (Dataverse has none; `allowemailcredentials` is its alias).
+    Column("emailengagementoptin", Boolean, nullable=False, server_default=false()),
+    Column("timezonecode", Integer, nullable=False, server_default="92"),
+    Column("timezonename", String(64), nullable=False, server_default="UTC"),
+    Column("modifiedon", UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+)
+
+
+def _party(name: str, key: str, title: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column(key, Uuid, primary_key=True, default=_new_id),
+        Column(title, String(200), nullable=False, server_default=""),
+        Column("emailaddress1", String(320), index=True),
+        Column("followemail", Boolean, nullable=False, server_default=true()),
+        Column("engagementscore", Float, nullable=False, server_default="0"),
+        Column("engagementscoreupdatedon", UtcDateTime),
+        *_stamps(),
+    )
+
+
+account = _party("account", "accountid", "name")
+contact = _party("contact", "contactid", "fullname")
+contact.append_column(Column("parentcustomerid", Uuid, ForeignKey("account.accountid")))
+lead = _party("lead", "leadid", "fullname")
+lead.append_column(Column("companyname", String(200)))
+
+email = Table(
+    "email",
+    metadata,
+    Column("activityid", Uuid, primary_key=True, default=_new_id),
+    Column("subject", String(800), nullable=False, server_default=""),
+    Column("directioncode", Boolean, nullable=False, server_default=true()),
+    Column("senton", UtcDateTime, index=True),
+    Column("statecode", Integer, nullable=False, server_default="1"),
+    Column("statuscode", Integer, nullable=False, server_default="3"),
+    Column("sender", String(320), nullable=False),
+    Column("torecipients", Text, nullable=False, server_default=""),
+    Column("regardingobjectid", Uuid),
+    Column("regardingobjecttypecode", String(16)),
+    Column("ownerid", Uuid, ForeignKey("systemuser.systemuserid"), nullable=False, index=True),
+    Column("messageid", String(998), index=True),
+    Column("emailtrackingid", Uuid, nullable=False, default=_new_id),
+    Column("conversationtrackingid", Uuid, nullable=False, default=_new_id),
+    Column("isemailfollowed", Boolean, nullable=False, server_default=false()),
+    Column("followemailuserpreference", Boolean, nullable=False, server_default=false()),
+    # Raw counters, as in Dynamics: every hit, whoever caused it.
+    Column("opencount", Integer, nullable=False, server_default="0"),
+    Column("lastopenedtime", UtcDateTime),
+    Column("linksclickedcount", Integer, nullable=False, server_default="0"),
+    Column("attachmentopencount", Integer, nullable=False, server_default="0"),
+    Column("replycount", Integer, nullable=False, server_default="0"),
+    # MailSignal's labelled twins.
+    Column("humanopencount", Integer, nullable=False, server_default="0"),
+    Column("humanlinksclickedcount", Integer, nullable=False, server_default="0"),
+    Column("humanattachmentopencount", Integer, nullable=False, server_default="0"),
+    Column("machineopencount", Integer, nullable=False, server_default="0"),
+    Column("machinelinksclickedcount", Integer, nullable=False, server_default="0"),
+    Column("forwardopencount", Integer, nullable=False, server_default="0"),
+    Column("lasthumanopenedtime", UtcDateTime),
+    Column("noiseflag", Boolean, nullable=False, server_default=false()),
+    Column("engagementverdict", String(16), nullable=False, server_default="none"),
+    *_stamps(),
+)
+
+emaildelivery = Table(
+    "emaildelivery",
+    metadata,
+    Column("deliveryid", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("emailactivityid", Uuid, ForeignKey("email.activityid"), nullable=False),
+    Column("emailaddress", String(320), nullable=False),
+    Column("recipientobjectid", Uuid),
+    Column("recipientobjecttypecode", String(16)),
+    Column("tracked", Boolean, nullable=False),
+    Column("untrackedreasons", JSON, nullable=False, default=list),
+    Column("status", String(16), nullable=False, server_default="sent"),
+    Column("createdon", UtcDateTime, nullable=False, default=utcnow),
+    UniqueConstraint("emailactivityid", "emailaddress"),
+)
+
+trackedlink = Table(
+    "trackedlink",
+    metadata,
+    Column("linkid", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("emailactivityid", Uuid, ForeignKey("email.activityid"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("text", String(200), nullable=False, server_default=""),
+    Column("ishoneypot", Boolean, nullable=False, server_default=false()),
+    UniqueConstraint("emailactivityid", "position"),
+)
+
+interactionforemail = Table(
+    "interactionforemail",
+    metadata,
+    Column("interactionforemailid", Uuid, primary_key=True, default=_new_id),
+    Column("emailactivityid", Uuid, ForeignKey("email.activityid"), nullable=False),
+    Column(
+        "deliveryid",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("emaildelivery.deliveryid"),
+        nullable=False,
+    ),
+    Column(
+        "linkid", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("trackedlink.linkid")
+    ),
+    Column("interactiontype", Integer, nullable=False),
+    Column("emailinteractiontime", UtcDateTime, nullable=False),
+    Column("interactionlocation", String(200)),
+    Column("interactionuseragent", Text, nullable=False, server_default=""),
+    Column("interactedcomponenttext", Text),
+    Column("emailaddress", String(320), nullable=False),
+    Column("ipaddress", String(45), nullable=False, server_default=""),
+    Column("httpmethod", String(8), nullable=False, server_default="GET"),
+    Column("ishoneypot", Boolean, nullable=False, server_default=false()),
+    Column("headers", JSON, nullable=False, default=dict),
+    Column("facts", JSON, nullable=False, default=dict),
+    Column("verdict", String(16), nullable=False, server_default="unknown"),
+    Column("confidence", Float, nullable=False, server_default="0"),
+    Column("reasons", JSON, nullable=False, default=list),
+    Column("classifierversion", String(32), nullable=False, server_default=""),
+    Column("hitid", String(80), nullable=False, unique=True),
+    Column("externalid", String(200), unique=True),
+    Column("statecode", Integer, nullable=False, server_default="0"),
+    Column("createdon", UtcDateTime, nullable=False, default=utcnow),
+    Index("ix_interactionforemail_delivery_time", "deliveryid", "emailinteractiontime"),
+    Index("ix_interactionforemail_email", "emailactivityid"),
+)
+
+apikey = Table(
+    "apikey",
+    metadata,
+    Column("apikeyid", Uuid, primary_key=True, default=_new_id),
+    Column("systemuserid", Uuid, ForeignKey("systemuser.systemuserid"), nullable=False),
+    Column("name", String(100), nullable=False, server_default=""),
+    # The key is "ms_<prefix>_<secret>"; only the SHA-256 of the whole key is kept.
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("keyhash", String(64), nullable=False),
+    Column("createdon", UtcDateTime, nullable=False, default=utcnow),
+    Column("lastusedon", UtcDateTime),
+    Column("revokedon", UtcDateTime),
+)
+
+ingestcursor = Table(
+    "ingestcursor",
+    metadata,
+    Column("journalid", String(64), primary_key=True),
+    Column("lastseq", BigInteger, nullable=False),
+    Column("updatedon", UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow),
+)

@@ -1,0 +1,162 @@
+"""REST API (`/api/v1`): track an outgoing email, read it with its counters and events.
+
+Authentication is a Bearer API key (`mailsignal users key EMAIL` prints one). A rep
+sees and sends only as themselves; an admin sees every email and may send for anyone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
+
+from .. import instrument, outgoing
+from ..errors import AuthError, ForbiddenError, InputError
+from ..store import repo
+from ..tokens import Signer
+
+
+class EmailIn(BaseModel):
+    """An outgoing email to track. Give `mime` (a whole RFC 5322 message) or html/text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sender: str = Field(description="The rep's address; must be a MailSignal user.")
+    recipients: list[str] = Field(
+        default_factory=list,
+        description="Recipient addresses; default: the To and Cc of `mime`.",
+        max_length=500,
+    )
+    subject: str = Field(default="", max_length=800)
+    html: str | None = None
+    text: str | None = None
+    mime: str | None = Field(default=None, description="A complete message, as text.")
+    sent_at: datetime | None = Field(
+        default=None, description="When it was sent (ISO 8601 with offset); default now."
+    )
+    message_id: str | None = Field(default=None, description="Message-ID header; generated.")
+
+
+class CopyOut(BaseModel):
+    recipient: str
+    deliveryid: int
+    tracked: bool
+    untracked_reasons: list[str]
+    mime: str = Field(description="This recipient's message (instrumented when tracked).")
+
+
+class EmailCreated(BaseModel):
+    activityid: uuid.UUID
+    messageid: str
+    deliveries: list[CopyOut]
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def current_user(request: Request) -> dict[str, Any]:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise AuthError("send an API key as 'Authorization: Bearer <key>'")
+    with _engine(request).begin() as conn:
+        return repo.user_for_api_key(conn, key.strip())
+
+
+User = Annotated[dict[str, Any], Depends(current_user)]
+router = APIRouter(prefix="/api/v1", tags=["emails"])
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in row.items()}
+
+
+@router.post("/emails", status_code=201, response_model=EmailCreated)
+def create_email(body: EmailIn, request: Request, user: User) -> EmailCreated:
+    """Register an outgoing email and return each recipient's instrumented copy."""
+    if (
+        user["accessrole"] != "admin"
+        and repo.normalise_address(body.sender) != user["internalemailaddress"]
+    ):
+        raise ForbiddenError("a rep may only track email they send themselves")
+    if body.sent_at is not None and body.sent_at.tzinfo is None:
+        raise InputError("sent_at: give a time zone offset (for example 2026-11-27T09:00:00Z)")
+    if body.mime is not None:
+        if body.html or body.text:
+            raise InputError("give either mime or html/text, not both")
+        msg = instrument.parse_message(body.mime)
+        recipients = body.recipients or outgoing.recipients_of(msg)
+    else:
+        if not body.recipients:
+            raise InputError("recipients: at least one address is required")
+        recipients = body.recipients
+        msg = outgoing.build_message(
+            body.sender,
+            recipients,
+            body.subject,
+            body.html,
+            body.text,
+            body.message_id,
+            body.sent_at,
+        )
+    signer: Signer = request.app.state.signer
+    settings = request.app.state.settings
+    with _engine(request).begin() as conn:
+        result = outgoing.track(
+            conn,
+            signer,
+            settings.base_url,
+            msg,
+            sender=body.sender,
+            recipients=recipients,
+            sent_at=body.sent_at,
+            honeypot=settings.honeypot,
+        )
+    return EmailCreated(
+        activityid=result.activity_id,
+        messageid=result.message_id,
+        deliveries=[
+            CopyOut(
+                recipient=c.recipient,
+                deliveryid=c.delivery_id,
+                tracked=c.decision.tracked,
+                untracked_reasons=list(c.decision.reasons),
+                mime=c.message.as_string(),
+            )
+            for c in result.copies
+        ],
+    )
+
+
+@router.get("/emails")
+def list_emails(request: Request, user: User, limit: int = 50) -> dict[str, Any]:
+    """The caller's most recent emails (an admin's: everyone's)."""
+    if not 1 <= limit <= 1000:
+        raise InputError("limit must be between 1 and 1000")
+    with _engine(request).connect() as conn:
+        rows = repo.list_emails(conn, viewer=user, limit=limit)
+    return {"value": [_jsonable(r) for r in rows]}
+
+
+@router.get("/emails/{activityid}")
+def get_email(activityid: uuid.UUID, request: Request, user: User) -> dict[str, Any]:
+    """One email with its raw and human counters and its deliveries."""
+    with _engine(request).connect() as conn:
+        row = repo.get_email(conn, activityid, viewer=user)
+        row["deliveries"] = [_jsonable(d) for d in repo.deliveries(conn, activityid)]
+    return _jsonable(row)
+
+
+@router.get("/emails/{activityid}/events")
+def list_events(activityid: uuid.UUID, request: Request, user: User) -> dict[str, Any]:
+    """Every event of the email (machine ones too), with verdict, confidence and reasons."""
+    with _engine(request).connect() as conn:
+        repo.get_email(conn, activityid, viewer=user)
+        rows = repo.list_events(conn, activityid)
+    return {"value": [_jsonable(r) for r in rows]}

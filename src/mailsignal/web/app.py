@@ -1,0 +1,104 @@
+"""The ASGI application factory: tracking hot path in front, FastAPI behind it.
+
+`create_app()` is what `mailsignal serve` hands to granian (one call per worker
+process), so each process gets its own engine, signer and journal writer thread.
+Errors become JSON in one place (`_error_response`), Datasette-style.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import MailSignalError
+from ..settings import Settings, load_keyring, load_settings
+from ..store.db import make_engine
+from ..store.journal import JournalWriter
+from ..tokens import Signer
+from .api import router
+from .limits import BodyLimit
+from .track import ClientAddress, Tracker
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(MailSignalError)
+    async def _ms(_request: Request, exc: MailSignalError) -> JSONResponse:
+        return _error(exc.http_status, exc.code, exc.message, **exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [
+            {"field": ".".join(str(p) for p in err.get("loc", ())), "message": err.get("msg", "")}
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+        return _error(400, "invalid_input", summary or "invalid request", fields=fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database unavailable: %s", exc.orig)
+        return _error(503, "store_unavailable", "the database is unavailable; retry later")
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.engine.dispose()
+    journal = getattr(app.state, "journal", None)
+    if journal is not None:
+        journal.close()
+
+
+def create_api(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        lifespan=_lifespan,
+        title="MailSignal",
+        version=__version__,
+        description="Email engagement tracking that labels every event human, machine or "
+        "forward, with reasons.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.db_url)
+    keys, current = load_keyring(settings.secret_file)
+    app.state.signer = Signer(keys, current)
+    _install_errors(app)
+    app.include_router(router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers. Does not touch the database."""
+        return {"status": "ok", "version": __version__}
+
+    return app
+
+
+def create_app(settings: Settings | None = None) -> Tracker:
+    """Build the whole application for one worker process."""
+    settings = settings or load_settings()
+    api = create_api(settings)
+    journal = JournalWriter(settings.journal_file, settings.journal_batch_max)
+    api.state.journal = journal
+    fallback = BodyLimit(api, settings.max_body_bytes)
+    return Tracker(api.state.signer, journal, ClientAddress(settings.trusted_proxies), fallback)

@@ -1,0 +1,66 @@
+"""Small builders shared by tests (real addresses under .test, real user agents)."""
+
+from __future__ import annotations
+
+import re
+from email import message_from_string, policy
+from email.message import EmailMessage
+from typing import Any
+
+from sqlalchemy import Connection
+
+from mailsignal import outgoing
+from mailsignal.store import repo
+from mailsignal.tokens import Signer
+
+OUTLOOK = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17126; Pro)"
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/142.0.0.0 Safari/537.36"
+)
+SAFE_LINKS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/72.0.3626.109 Safari/537.36"
+)
+APPLE_RELAY_IP = "104.28.28.10"
+EOP_IP = "40.107.22.51"
+PERSON_IP = "198.51.100.23"
+
+HTML = (
+    '<html><body><p>Hello <a href="https://example.com/pricing?a=1&amp;b=2">pricing</a>,'
+    ' <a href="https://example.com/case">case study</a>,'
+    ' <a href="mailto:rep@northwind.test">mail me</a>.</p></body></html>'
+)
+
+
+def add_rep(
+    conn: Connection, address: str = "rep@northwind.test", *, opt_in: bool = True, role: str = "rep"
+) -> Any:
+    return repo.add_user(conn, "Rep", address, opt_in=opt_in, role=role)
+
+
+def tracked_urls(msg: EmailMessage | str) -> list[str]:
+    """Tracking URLs in every text part of a message (decoded, so QP/base64 don't hide them)."""
+    if isinstance(msg, str):
+        msg = message_from_string(msg, policy=policy.default)  # type: ignore[assignment]
+    assert isinstance(msg, EmailMessage)
+    found: list[str] = []
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            found += re.findall(
+                r"https?://[A-Za-z0-9.:\-]+/[oc]/[A-Za-z0-9_\-]+(?:\.gif)?", part.get_content()
+            )
+    return found
+
+
+def track_html(conn: Connection, signer: Signer, recipients: list[str], **kw: Any) -> Any:
+    msg = outgoing.build_message("rep@northwind.test", recipients, "Hello", HTML, None)
+    return outgoing.track(
+        conn,
+        signer,
+        "http://track.test",
+        msg,
+        sender="rep@northwind.test",
+        recipients=recipients,
+        **kw,
+    )

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, select, update
+
+from helpers import (
+    APPLE_RELAY_IP,
+    EOP_IP,
+    OUTLOOK,
+    PERSON_IP,
+    SAFE_LINKS,
+    add_rep,
+    track_html,
+)
+from mailsignal.enrich import Pipeline
+from mailsignal.ingest import Ingestor
+from mailsignal.model import TokenKind
+from mailsignal.settings import Settings, load_keyring
+from mailsignal.store import repo
+from mailsignal.store.journal import JournalWriter
+from mailsignal.store.schema import ingestcursor, interactionforemail, trackedlink
+from mailsignal.tokens import Signer
+
+PIPELINE = Pipeline.default()
+
+
+def _signer(settings: Settings) -> Signer:
+    return Signer(*load_keyring(settings.secret_file))
+
+
+def _journal(
+    settings: Settings,
+    rows: list[tuple[float, TokenKind, int, int | None, str, str]],
+    method: str = "GET",
+) -> None:
+    writer = JournalWriter(settings.journal_file)
+
+    async def main() -> None:
+        for t, kind, delivery, link, ip, ua in rows:
+            await writer.append((t, int(kind), delivery, link, ip, ua, method, "{}"))
+
+    asyncio.run(main())
+    writer.close()
+
+
+def _setup(engine: Engine, settings: Settings, sent: datetime) -> tuple[object, int, list[int]]:
+    with engine.begin() as conn:
+        add_rep(conn)
+        result = track_html(conn, _signer(settings), ["dana@contoso.test"], sent_at=sent)
+        links = [
+            r[0]
+            for r in conn.execute(
+                select(trackedlink.c.linkid)
+                .where(trackedlink.c.emailactivityid == result.activity_id)
+                .order_by(trackedlink.c.position)
+            )
+        ]
+    return result.activity_id, result.copies[0].delivery_id, links
+
+
+def test_mpp_prefetch_then_person_then_click(engine: Engine, settings: Settings) -> None:
+    sent = datetime.now(UTC) - timedelta(hours=1)
+    activity, delivery, links = _setup(engine, settings, sent)
+    t0 = sent.timestamp()
+    _journal(
+        settings,
+        [
+            (t0 + 2, TokenKind.OPEN, delivery, None, APPLE_RELAY_IP, "Mozilla/5.0"),
+            (t0 + 1800, TokenKind.OPEN, delivery, None, PERSON_IP, OUTLOOK),
+            (t0 + 1830, TokenKind.CLICK, delivery, links[0], PERSON_IP, OUTLOOK),
+        ],
+    )
+    ingestor = Ingestor(engine, settings, PIPELINE)
+    assert ingestor.drain() == 3
+    with engine.connect() as conn:
+        events = repo.list_events(conn, activity)  # type: ignore[arg-type]
+        row = repo.get_email(conn, activity)  # type: ignore[arg-type]
+    assert [e["verdict"] for e in events] == ["machine", "human", "human"]
+    mpp = [r["rule"] for r in events[0]["reasons"]["fired"]]
+    assert "network.apple_mpp" in mpp and "timing.within_seconds_of_send" in mpp
+    assert "corroboration.later_click" in [r["rule"] for r in events[1]["reasons"]["fired"]]
+    assert "network.apple_mpp" in events[1]["reasons"]["not_fired"]
+    assert events[2]["interactedcomponenttext"] == "https://example.com/pricing?a=1&b=2"
+    assert events[0]["emailaddress"] == "dana@contoso.test"
+    assert (row["opencount"], row["humanopencount"], row["machineopencount"]) == (2, 1, 1)
+    assert (row["linksclickedcount"], row["humanlinksclickedcount"]) == (1, 1)
+    assert row["lastopenedtime"] == events[1]["emailinteractiontime"]
+    assert row["engagementverdict"] == "human"
+
+
+def test_scanner_burst_is_machine_and_counts_stay_raw(engine: Engine, settings: Settings) -> None:
+    sent = datetime.now(UTC) - timedelta(minutes=5)
+    activity, delivery, links = _setup(engine, settings, sent)
+    t0 = sent.timestamp()
+    _journal(
+        settings,
+        [(t0 + 4, TokenKind.OPEN, delivery, None, EOP_IP, SAFE_LINKS)]
+        + [
+            (t0 + 5 + i * 0.2, TokenKind.CLICK, delivery, link, EOP_IP, SAFE_LINKS)
+            for i, link in enumerate(links)
+        ],
+    )
+    Ingestor(engine, settings, PIPELINE).drain()
+    with engine.connect() as conn:
+        events = repo.list_events(conn, activity)  # type: ignore[arg-type]
+        row = repo.get_email(conn, activity)  # type: ignore[arg-type]
+    assert {e["verdict"] for e in events} == {"machine"}
+    assert "burst.all_links" in [r["rule"] for r in events[-1]["reasons"]["fired"]]
+    assert (
+        row["opencount"],
+        row["humanopencount"],
+        row["linksclickedcount"],
+        row["humanlinksclickedcount"],
+        row["machinelinksclickedcount"],
+    ) == (1, 0, 2, 0, 2)
+    assert row["engagementverdict"] == "machine"
+
+
+def test_reingest_after_lost_cursor_stores_nothing_twice(
+    engine: Engine, settings: Settings
+) -> None:
+    sent = datetime.now(UTC) - timedelta(hours=2)
+    _activity, delivery, _links = _setup(engine, settings, sent)
+    _journal(settings, [(time.time(), TokenKind.OPEN, delivery, None, PERSON_IP, OUTLOOK)] * 5)
+    assert Ingestor(engine, settings, PIPELINE).drain() == 5
+    with engine.begin() as conn:  # simulate a crash that lost the cursor update
+        conn.execute(update(ingestcursor).values(lastseq=0))
+    assert Ingestor(engine, settings, PIPELINE).drain() == 0
+    with engine.connect() as conn:
+        assert len(conn.execute(select(interactionforemail)).all()) == 5
+
+
+def test_hits_for_unknown_deliveries_are_skipped(engine: Engine, settings: Settings) -> None:
+    _setup(engine, settings, datetime.now(UTC))
+    _journal(settings, [(time.time(), TokenKind.OPEN, 999_999, None, PERSON_IP, OUTLOOK)])
+    ingestor = Ingestor(engine, settings, PIPELINE)
+    result = ingestor.run_once()
+    assert (result.stored, result.orphans) == (0, 1)
+    assert ingestor.run_once().orphans == 0  # the cursor moved past it
+
+
+def test_link_of_another_email_is_refused(engine: Engine, settings: Settings) -> None:
+    _activity, delivery, _links = _setup(engine, settings, datetime.now(UTC))
+    with engine.begin() as conn:
+        other = track_html(conn, _signer(settings), ["x@y.test"])
+        foreign = (
+            conn.execute(
+                select(trackedlink.c.linkid).where(
+                    trackedlink.c.emailactivityid == other.activity_id
+                )
+            )
+            .scalars()
+            .first()
+        )
+    _journal(settings, [(time.time(), TokenKind.CLICK, delivery, foreign, PERSON_IP, OUTLOOK)])
+    assert Ingestor(engine, settings, PIPELINE).run_once().orphans == 1
+
+
+def test_head_request_and_automation_are_machine(engine: Engine, settings: Settings) -> None:
+    sent = datetime.now(UTC) - timedelta(hours=3)
+    activity, delivery, _ = _setup(engine, settings, sent)
+    _journal(
+        settings, [(time.time(), TokenKind.OPEN, delivery, None, PERSON_IP, OUTLOOK)], method="HEAD"
+    )
+    _journal(
+        settings,
+        [(time.time(), TokenKind.OPEN, delivery, None, PERSON_IP, "python-requests/2.32.3")],
+    )
+    Ingestor(engine, settings, PIPELINE).drain()
+    with engine.connect() as conn:
+        events = repo.list_events(conn, activity)  # type: ignore[arg-type]
+    fired = [{r["rule"] for r in e["reasons"]["fired"]} for e in events]
+    assert [e["verdict"] for e in events] == ["machine", "machine"]
+    assert "request.head" in fired[0] and "useragent.automation" in fired[1]

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailsignal.errors import TokenError
+from mailsignal.model import TokenKind
+from mailsignal.tokens import TAG_BYTES, Signer
+
+KEY1 = bytes(range(32))
+KEY2 = bytes(range(1, 33))
+
+
+@pytest.fixture
+def signer() -> Signer:
+    return Signer({1: KEY1}, 1)
+
+
+def test_open_token_round_trip_and_is_compact(signer: Signer) -> None:
+    token = signer.sign(TokenKind.OPEN, 123456)
+    assert len(token) <= 24
+    claims = signer.verify(token, TokenKind.OPEN)
+    assert (claims.kind, claims.delivery_id, claims.link_id, claims.url) == (
+        TokenKind.OPEN,
+        123456,
+        None,
+        None,
+    )
+
+
+def test_click_token_carries_its_url(signer: Signer) -> None:
+    url = "https://example.com/pricing?utm=a&b=ü#top"
+    claims = signer.verify(signer.sign(TokenKind.CLICK, 7, 42, url))
+    assert (claims.delivery_id, claims.link_id, claims.url) == (7, 42, url)
+
+
+def test_tag_is_at_least_96_bits() -> None:
+    assert TAG_BYTES * 8 >= 96
+
+
+def _flip(token: str, index: int) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    raw[index] ^= 0x01
+    return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+
+
+def test_every_single_bit_change_is_rejected(signer: Signer) -> None:
+    token = signer.sign(TokenKind.CLICK, 99, 3, "https://example.com/a")
+    raw_len = len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    for i in range(raw_len):
+        with pytest.raises(TokenError):
+            signer.verify(_flip(token, i))
+
+
+def test_url_cannot_be_swapped_between_tokens(signer: Signer) -> None:
+    a = signer.sign(TokenKind.CLICK, 1, 1, "https://good.example/")
+    b = signer.sign(TokenKind.CLICK, 1, 1, "https://evil.example/")
+    # graft b's body onto a's tag
+    ra = base64.urlsafe_b64decode(a + "=" * (-len(a) % 4))
+    rb = base64.urlsafe_b64decode(b + "=" * (-len(b) % 4))
+    forged = base64.urlsafe_b64encode(rb[:-TAG_BYTES] + ra[-TAG_BYTES:]).rstrip(b"=").decode()
+    with pytest.raises(TokenError):
+        signer.verify(forged)
+
+
+@pytest.mark.parametrize("bad", ["", "x", "!!!!", "a" * 10, "A" * 9000, "AAAAAAAAAAAAAAAAAAAAAAAA"])
+def test_garbage_is_rejected(signer: Signer, bad: str) -> None:
+    with pytest.raises(TokenError):
+        signer.verify(bad)
+
+
+def test_truncated_token_is_rejected(signer: Signer) -> None:
+    token = signer.sign(TokenKind.CLICK, 5, 6, "https://example.com/x")
+    for cut in range(1, len(token)):
+        with pytest.raises(TokenError):
+            signer.verify(token[:cut])
+
+
+def test_kind_must_match_expectation(signer: Signer) -> None:
+    with pytest.raises(TokenError, match="expected a OPEN"):
+        signer.verify(signer.sign(TokenKind.CLICK, 1, 1, "https://a.example/"), TokenKind.OPEN)
+
+
+def test_rotation_old_tokens_keep_verifying_new_ones_use_new_key() -> None:
+    old = Signer({1: KEY1}, 1)
+    token = old.sign(TokenKind.OPEN, 10)
+    ring = Signer({1: KEY1, 2: KEY2}, 2)
+    assert ring.verify(token).key_id == 1
+    assert ring.verify(ring.sign(TokenKind.OPEN, 10)).key_id == 2
+    with pytest.raises(TokenError, match="unknown key id"):
+        old.verify(ring.sign(TokenKind.OPEN, 10))
+
+
+def test_short_keys_refused() -> None:
+    with pytest.raises(TokenError):
+        Signer({1: b"short"}, 1)
+
+
+@given(st.integers(0, 2**62), st.integers(0, 2**40), st.text(min_size=1, max_size=300))
+def test_round_trip_any_ids_and_urls(delivery: int, link: int, path: str) -> None:
+    signer = Signer({3: KEY2}, 3)
+    url = "https://example.com/" + path
+    claims = signer.verify(signer.sign(TokenKind.CLICK, delivery, link, url))
+    assert (claims.delivery_id, claims.link_id, claims.url) == (delivery, link, url)

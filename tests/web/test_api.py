@@ -1,0 +1,228 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+from starlette.testclient import TestClient
+
+from helpers import CHROME, HTML, OUTLOOK, add_rep, tracked_urls
+from mailsignal.ingest import Ingestor
+from mailsignal.settings import Settings
+from mailsignal.store import repo
+from mailsignal.web.app import create_app
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+@pytest.fixture
+def keys(engine: Engine) -> dict[str, str]:
+    with engine.begin() as conn:
+        rep = add_rep(conn)
+        other = add_rep(conn, "other@northwind.test")
+        admin = add_rep(conn, "admin@northwind.test", role="admin")
+        repo.add_party(conn, "contact", "No Track", "notrack@contoso.test", follow=False)
+        return {
+            "rep": repo.create_api_key(conn, rep),
+            "other": repo.create_api_key(conn, other),
+            "admin": repo.create_api_key(conn, admin),
+        }
+
+
+@pytest.fixture
+def client(settings: Settings, keys: dict[str, str]) -> Iterator[TestClient]:
+    app = create_app(settings)
+    with TestClient(app, follow_redirects=False) as c:
+        c.app_under_test = app  # type: ignore[attr-defined]
+        yield c
+    app.journal.close()
+
+
+def _auth(keys: dict[str, str], who: str = "rep") -> dict[str, str]:
+    return {"authorization": f"Bearer {keys[who]}"}
+
+
+def _create(client: TestClient, keys: dict[str, str], **body: Any) -> Any:
+    payload = {
+        "sender": "rep@northwind.test",
+        "recipients": ["dana@contoso.test"],
+        "subject": "Pricing",
+        "html": HTML,
+        **body,
+    }
+    return client.post("/api/v1/emails", json=payload, headers=_auth(keys))
+
+
+def test_requires_a_key(client: TestClient) -> None:
+    r = client.get("/api/v1/emails")
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "unauthorized"
+    r = client.get("/api/v1/emails", headers={"authorization": "Bearer msk_nope_x"})
+    assert r.status_code == 401
+
+
+def test_create_track_ingest_read(
+    client: TestClient, keys: dict[str, str], engine: Engine, settings: Settings
+) -> None:
+    r = _create(client, keys, recipients=["dana@contoso.test", "notrack@contoso.test"])
+    assert r.status_code == 201, r.text
+    body = r.json()
+    dana, notrack = body["deliveries"]
+    assert dana["tracked"] and not notrack["tracked"]
+    assert notrack["untracked_reasons"] == ["recipient.do_not_track"]
+    assert tracked_urls(notrack["mime"]) == []
+    urls = tracked_urls(dana["mime"])
+    assert len([u for u in urls if "/c/" in u]) == 2 and urls[-1].endswith(".gif")
+    pixel = next(u for u in urls if u.endswith(".gif"))
+    click = next(u for u in urls if "/c/" in u)
+    assert (
+        client.get(
+            pixel.removeprefix("http://track.test"), headers={"user-agent": OUTLOOK}
+        ).status_code
+        == 200
+    )
+    r = client.get(click.removeprefix("http://track.test"), headers={"user-agent": CHROME})
+    assert r.status_code == 302
+    assert r.headers["location"] == "https://example.com/pricing?a=1&b=2"
+    Ingestor(engine, settings).drain()
+    email_id = body["activityid"]
+    got = client.get(f"/api/v1/emails/{email_id}", headers=_auth(keys)).json()
+    assert (got["opencount"], got["linksclickedcount"]) == (1, 1)
+    assert [d["tracked"] for d in got["deliveries"]] == [True, False]
+    events = client.get(f"/api/v1/emails/{email_id}/events", headers=_auth(keys)).json()["value"]
+    assert [(e["interactiontype"], e["emailaddress"]) for e in events] == [
+        (0, "dana@contoso.test"),
+        (1, "dana@contoso.test"),
+    ]
+    assert all(e["verdict"] in ("human", "machine", "unknown", "forward") for e in events)
+    assert all("fired" in e["reasons"] for e in events)
+
+
+def test_rep_sees_only_own_email_admin_sees_all(client: TestClient, keys: dict[str, str]) -> None:
+    email_id = _create(client, keys).json()["activityid"]
+    assert client.get(f"/api/v1/emails/{email_id}", headers=_auth(keys, "other")).status_code == 404
+    assert (
+        client.get(f"/api/v1/emails/{email_id}/events", headers=_auth(keys, "other")).status_code
+        == 404
+    )
+    assert client.get(f"/api/v1/emails/{email_id}", headers=_auth(keys, "admin")).status_code == 200
+    assert client.get("/api/v1/emails", headers=_auth(keys, "other")).json()["value"] == []
+
+
+def test_rep_cannot_send_as_someone_else(client: TestClient, keys: dict[str, str]) -> None:
+    r = client.post(
+        "/api/v1/emails",
+        headers=_auth(keys, "other"),
+        json={"sender": "rep@northwind.test", "recipients": ["a@b.test"], "html": HTML},
+    )
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+
+
+def test_opted_out_sender_gets_untracked_copies(
+    client: TestClient, keys: dict[str, str], engine: Engine
+) -> None:
+    with engine.begin() as conn:
+        user = repo.user_by_address(conn, "rep@northwind.test")
+        assert user is not None
+        repo.set_optin(conn, user["systemuserid"], False)
+        repo.set_org(conn, monitoring=False)
+    copy = _create(client, keys).json()["deliveries"][0]
+    assert not copy["tracked"]
+    assert copy["untracked_reasons"] == ["org.monitoring_disabled", "sender.not_opted_in"]
+
+
+def test_raw_mime_from_a_real_client(client: TestClient, keys: dict[str, str]) -> None:
+    files = sorted((FIXTURES / "mail").glob("*.eml"))
+    assert files, "fixtures/mail holds real client messages"
+    for path in files:
+        r = client.post(
+            "/api/v1/emails",
+            headers=_auth(keys, "admin"),
+            json={
+                "sender": "rep@northwind.test",
+                "recipients": ["dana@contoso.test"],
+                "mime": path.read_text(errors="surrogateescape"),
+            },
+        )
+        if r.status_code == 400:  # fixtures that exist to be refused
+            assert r.json()["error"]["message"]
+            continue
+        assert r.status_code == 201, (path.name, r.text)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"recipients": ["a@b.test"], "html": HTML}, 400, "sender"),
+        ({"sender": "rep@northwind.test", "html": HTML}, 400, "recipients"),
+        ({"sender": "rep@northwind.test", "recipients": ["a@b.test"]}, 400, "html, text or mime"),
+        (
+            {"sender": "rep@northwind.test", "recipients": ["not-an-address"], "html": HTML},
+            400,
+            "not an email address",
+        ),
+        ({"sender": "rep@northwind.test", "mime": "this is not a message"}, 400, ""),
+        (
+            {
+                "sender": "rep@northwind.test",
+                "recipients": ["a@b.test"],
+                "html": HTML,
+                "sent_at": "2026-11-27T09:00:00",
+            },
+            400,
+            "time zone",
+        ),
+        (
+            {"sender": "rep@northwind.test", "recipients": ["a@b.test"], "html": HTML, "bogus": 1},
+            400,
+            "bogus",
+        ),
+    ],
+)
+def test_bad_input_is_a_clear_4xx(
+    client: TestClient, keys: dict[str, str], body: dict[str, Any], status: int, needle: str
+) -> None:
+    r = client.post("/api/v1/emails", json=body, headers=_auth(keys))
+    assert r.status_code == status, r.text
+    assert needle in r.json()["error"]["message"]
+
+
+def test_unknown_sender_is_404(client: TestClient, keys: dict[str, str]) -> None:
+    r = client.post(
+        "/api/v1/emails",
+        headers=_auth(keys, "admin"),
+        json={"sender": "ghost@northwind.test", "recipients": ["a@b.test"], "html": HTML},
+    )
+    assert r.status_code == 404 and "users add" in r.json()["error"]["message"]
+
+
+def test_not_json_and_oversized(
+    client: TestClient, keys: dict[str, str], settings: Settings
+) -> None:
+    r = client.post(
+        "/api/v1/emails",
+        content=b"{not json",
+        headers={**_auth(keys), "content-type": "application/json"},
+    )
+    assert r.status_code == 400
+    big = b"x" * (settings.max_body_bytes + 1)
+    r = client.post("/api/v1/emails", content=big, headers=_auth(keys))
+    assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+
+
+def test_bad_ids(client: TestClient, keys: dict[str, str]) -> None:
+    assert client.get("/api/v1/emails/not-a-uuid", headers=_auth(keys)).status_code == 400
+    r = client.get("/api/v1/emails/00000000-0000-0000-0000-000000000000", headers=_auth(keys))
+    assert r.status_code == 404 and "Does Not Exist" in r.json()["error"]["message"]
+
+
+def test_openapi_published(client: TestClient) -> None:
+    spec = client.get("/api/v1/openapi.json").json()
+    assert {
+        "/api/v1/emails",
+        "/api/v1/emails/{activityid}",
+        "/api/v1/emails/{activityid}/events",
+    } <= set(spec["paths"])
+    assert client.get("/healthz").json()["status"] == "ok"
