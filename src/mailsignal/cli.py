@@ -33,11 +33,13 @@ org_app = typer.Typer(no_args_is_help=True, help="The organization and its track
 emails_app = typer.Typer(no_args_is_help=True, help="Track and inspect outgoing emails.")
 events_app = typer.Typer(no_args_is_help=True, help="Opens, clicks and replies.")
 keys_app = typer.Typer(no_args_is_help=True, help="The token signing keyring.")
+data_app = typer.Typer(no_args_is_help=True, help="Bundled IP-range lists used by enrichment.")
 app.add_typer(users_app, name="users")
 app.add_typer(org_app, name="org")
 app.add_typer(emails_app, name="emails")
 app.add_typer(events_app, name="events")
 app.add_typer(keys_app, name="keys")
+app.add_typer(data_app, name="data")
 
 # Wide enough for ids when piped (Rich would otherwise assume 80 columns and fold them).
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -444,6 +446,47 @@ def keys_rotate() -> None:
     """Add a new signing key; old keys keep verifying links already sent."""
     kid = rotate_secret(_settings().secret_file)
     out.print(f"new signing key id {kid}; restart the server to sign with it")
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List the network lists: source, date, licence, and whether a refreshed copy is used."""
+    from .enrich.network import read_manifest
+
+    settings = _settings()
+    table = Table("name", "labels", "date", "licence", "in use")
+    for name, entry in read_manifest().items():
+        override = settings.data_dir / "net" / f"{name}.txt"
+        table.add_row(
+            name,
+            ", ".join(entry.labels),
+            entry.date,
+            entry.licence,
+            "refreshed copy" if override.is_file() else "bundled",
+        )
+    out.print(table)
+
+
+@data_app.command("refresh")
+def data_refresh(
+    name: Annotated[str, typer.Argument(help="List name (see `mailsignal data list`).")],
+    file: Annotated[Path, typer.Argument(help="The file you downloaded from the vendor.")],
+) -> None:
+    """Replace a network list with a newer copy downloaded by hand (validated first)."""
+    from .enrich.refresh import list_names, refresh_list
+
+    if name not in list_names():
+        raise InputError(f"unknown list {name!r}; known: {', '.join(list_names())}")
+    if not file.is_file():
+        raise InputError(f"{file}: no such file")
+    result = refresh_list(name, file, _settings().data_dir)
+    out.print(
+        f"{name}: {result.count} prefixes ({result.ipv4} IPv4, {result.ipv6} IPv6) from "
+        f"{result.read} read ({result.source_format}) -> {result.path}"
+    )
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}")
+    out.print("restart `mailsignal serve` / the ingest worker to use it")
 
 
 def main() -> None:

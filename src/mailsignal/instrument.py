@@ -80,7 +80,7 @@ def parse_message(raw: bytes | str) -> EmailMessage:
             "not an email message: no header block with From/To/Subject/Date/MIME-Version",
             detail={"headers": sorted(names)},
         )
-    for part in msg.walk():
+    for part in _tree(msg):
         broken = [type(d).__name__ for d in part.defects if isinstance(d, _BROKEN)]
         if broken:
             raise MimeError(
@@ -88,9 +88,11 @@ def parse_message(raw: bytes | str) -> EmailMessage:
                 detail={"defects": broken},
             )
     if not _body_parts(msg):
-        found = sorted({p.get_content_type() for p in msg.walk() if not p.is_multipart()})
+        found = sorted({p.get_content_type() for p in _tree(msg) if not p.is_multipart()})
         raise MimeError(
-            "no text/html or text/plain body part to track (found: " + ", ".join(found) + ")",
+            "no text/html or text/plain body part to track (found: "
+            + (", ".join(found) or "nothing")
+            + ")",
             detail={"content_types": found},
         )
     return msg
@@ -170,21 +172,29 @@ def _decoded_parts(msg: Message) -> list[tuple[Message, str, str, HtmlScan | Non
     return out
 
 
-def _body_parts(msg: Message) -> list[tuple[Message, str]]:
-    """Leaf text/html and text/plain parts shown as the body, in document order.
+def _tree(msg: Message) -> Iterator[Message]:
+    """The message and its parts in document order, entering multipart containers only.
 
-    Only multipart containers are entered: an attached message/rfc822 is an attachment.
-    A part with Content-Disposition attachment or a file name is an attachment too.
+    An attached message/rfc822 is an attachment: its insides are neither tracked nor
+    checked. The explicit stack copes with any nesting depth.
     """
-    found: list[tuple[Message, str]] = []
     stack: list[Message] = [msg]
     while stack:
         part = stack.pop()
+        yield part
         if part.get_content_maintype() == "multipart":
             children = part.get_payload()
             if isinstance(children, list):
                 stack.extend(c for c in reversed(children) if isinstance(c, Message))
-            continue
+
+
+def _body_parts(msg: Message) -> list[tuple[Message, str]]:
+    """Leaf text/html and text/plain parts shown as the body, in document order.
+
+    A part with Content-Disposition attachment or a file name is an attachment.
+    """
+    found: list[tuple[Message, str]] = []
+    for part in _tree(msg):
         ctype = part.get_content_type()
         if ctype not in ("text/html", "text/plain") or part.is_multipart():
             continue

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 _WS = " \t\n\r\f"
 _NOTRACK = frozenset({"data-notrack", "data-mailsignal-notrack"})
 _TEXT_MAX = 200
+_TAB_NEWLINE = {9: None, 10: None, 13: None}  # URL parsers drop these anywhere
 _URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
@@ -141,11 +142,13 @@ class _LinkParser(HTMLParser):
             self._line_starts.append(pos + 1)
             pos = source.find("\n", pos + 1)
         self.scan = HtmlScan()
-        self._open: tuple[str, HtmlLink, list[str]] | None = None  # link collecting its text
+        self._open: tuple[str, HtmlLink] | None = None  # the link collecting its text
+        self._text = ""
 
     def run(self) -> HtmlScan:
+        # No close(): like a browser we drop a construct left open at the end, and the
+        # EOF handling of Python < 3.13.5 is quadratic on unclosed tags (CVE-2025-6069).
         self.feed(self._source)
-        self.close()
         self._finish_text()
         return self.scan
 
@@ -155,9 +158,8 @@ class _LinkParser(HTMLParser):
 
     def _finish_text(self) -> None:
         if self._open is not None:
-            _, link, pieces = self._open
-            link.text = " ".join("".join(pieces).split())[:_TEXT_MAX].rstrip()
-            self._open = None
+            self._open[1].text = " ".join(self._text.split())[:_TEXT_MAX].rstrip()
+            self._open, self._text = None, ""
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         start, raw = self._here(), self.get_starttag_text() or ""
@@ -178,7 +180,7 @@ class _LinkParser(HTMLParser):
         href = next((a for a in found if a.name == "href"), None)
         if href is None or href.value is None:
             return
-        url = decode_attr(href.value).strip(_WS)
+        url = decode_attr(href.value).strip(_WS).translate(_TAB_NEWLINE)  # as a browser does
         if not is_trackable_url(url):
             return
         if any(a.name in _NOTRACK for a in found) or any(
@@ -190,7 +192,7 @@ class _LinkParser(HTMLParser):
         link = HtmlLink(at + href.start, at + href.end, href.quoted, url)
         self.scan.links.append(link)
         if tag != "area":
-            self._open = (tag, link, [])
+            self._open = (tag, link)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "body" and not self._conditional:
@@ -202,8 +204,8 @@ class _LinkParser(HTMLParser):
             self._finish_text()
 
     def handle_data(self, data: str) -> None:
-        if self._open is not None and sum(map(len, self._open[2])) < 4 * _TEXT_MAX:
-            self._open[2].append(data)
+        if self._open is not None and len(self._text) < 4 * _TEXT_MAX:
+            self._text += data[: 4 * _TEXT_MAX]  # bounded: linear however long the text
 
     def handle_decl(self, decl: str) -> None:
         if not self._conditional and self.scan.body_open_end is None:

@@ -7,6 +7,7 @@ CLI and the SMTP relay all track mail the same way.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -91,6 +92,7 @@ def track(
     if user["isdisabled"]:
         raise InputError(f"sender {sender} is disabled")
     org = repo.get_org(conn)
+    msg = copy.deepcopy(msg)  # the caller's message stays as given
     if msg.get("Message-ID") is None:
         msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message_id = str(msg["Message-ID"]).strip()
@@ -154,11 +156,12 @@ def track(
             )
         )
         delivery_id = _new_id(result)
-        if decision.tracked:
-            copy = _instrument_copy(signer, base_url, msg, delivery_id, link_ids, honeypot_link)
-        else:
-            copy = msg
-        copies.append(TrackedCopy(address, delivery_id, decision, copy))
+        message = (
+            _instrument_copy(signer, base_url, msg, delivery_id, link_ids, honeypot_link)
+            if decision.tracked
+            else msg
+        )
+        copies.append(TrackedCopy(address, delivery_id, decision, message))
     return TrackedEmail(activity_id, message_id, copies)
 
 

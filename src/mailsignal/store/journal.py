@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import queue
@@ -49,11 +50,27 @@ CREATE TABLE IF NOT EXISTS hit (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-_INSERT = (
-    "INSERT INTO hit (t, kind, delivery, link, ip, ua, method, headers) VALUES (?,?,?,?,?,?,?,?)"
-)
-
 HitRow = tuple[float, int, int, int | None, str, str, str, str]
+CHECKPOINT_SECONDS = 1.0
+# One multi-row INSERT per batch, not executemany: CPython's sqlite3 releases the GIL
+# around every sqlite3_step, and with executemany that is once per row; each release
+# hands the GIL to the busy event loop and waits up to the switch interval to get it
+# back. One statement means one step, so one hand-off per batch. 2000 rows x 8 columns
+# stays under SQLite's 32766 bound-parameter limit.
+_MAX_ROWS_PER_STATEMENT = 2000
+
+
+@functools.lru_cache(maxsize=128)
+def _insert_sql(rows: int) -> str:
+    values = ",".join(["(?,?,?,?,?,?,?,?)"] * rows)
+    # Only placeholders are formatted in; every value is bound.
+    return f"INSERT INTO hit (t, kind, delivery, link, ip, ua, method, headers) VALUES {values}"  # noqa: S608
+
+
+def _insert(conn: sqlite3.Connection, rows: list[HitRow]) -> None:
+    for start in range(0, len(rows), _MAX_ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _MAX_ROWS_PER_STATEMENT]
+        conn.execute(_insert_sql(len(chunk)), [v for row in chunk for v in row])
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -97,8 +114,28 @@ class JournalWriter:
         self.journal_id = journal_id(self._conn)
         self.batches = 0
         self.rows = 0
+        # Checkpoints (copying the WAL into the database file) run on their own thread and
+        # connection, not inside a commit that requests are waiting on: an automatic
+        # checkpoint in the writer showed up as 30+ ms p99 stalls on the pixel benchmark.
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="journal-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        conn = _connect(self.path)
+        try:
+            while not self._stopping.wait(CHECKPOINT_SECONDS):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    log.warning("journal checkpoint failed; retrying", exc_info=True)
+        finally:
+            conn.close()
 
     async def append(self, row: HitRow) -> bool:
         """Queue a row and wait for its commit. False means the write failed (logged)."""
@@ -139,9 +176,9 @@ class JournalWriter:
     def _commit(self, conn: sqlite3.Connection, rows: list[HitRow]) -> bool:
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(_INSERT, rows)
+            _insert(conn, rows)
             conn.execute("COMMIT")
-        except sqlite3.Error:
+        except Exception:  # the thread must survive anything, or every request would hang
             log.exception("journal write of %d hits failed", len(rows))
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
@@ -151,8 +188,10 @@ class JournalWriter:
         return True
 
     def close(self) -> None:
+        self._stopping.set()
         self._queue.put(_STOP)
         self._thread.join(timeout=10)
+        self._checkpointer.join(timeout=10)
 
 
 @dataclass(frozen=True, slots=True)

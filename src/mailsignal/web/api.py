@@ -6,8 +6,10 @@ sees and sends only as themselves; an admin sees every email and may send for an
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import datetime
+from email.message import EmailMessage
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -46,7 +48,15 @@ class CopyOut(BaseModel):
     deliveryid: int
     tracked: bool
     untracked_reasons: list[str]
-    mime: str = Field(description="This recipient's message (instrumented when tracked).")
+    mime: str | None = Field(
+        description="This recipient's message, byte for byte, when it is valid UTF-8 "
+        "(instrumented when tracked)."
+    )
+    mime_base64: str | None = Field(
+        default=None,
+        description="The message base64-encoded, given instead of `mime` when it holds "
+        "8-bit bytes in another charset.",
+    )
 
 
 class EmailCreated(BaseModel):
@@ -75,6 +85,15 @@ router = APIRouter(prefix="/api/v1", tags=["emails"])
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in row.items()}
+
+
+def _mime_fields(msg: EmailMessage) -> dict[str, str | None]:
+    # as_bytes keeps each part's transfer encoding; as_string would re-encode 8bit bodies.
+    raw = msg.as_bytes()
+    try:
+        return {"mime": raw.decode("utf-8"), "mime_base64": None}
+    except UnicodeDecodeError:
+        return {"mime": None, "mime_base64": base64.b64encode(raw).decode("ascii")}
 
 
 @router.post("/emails", status_code=201, response_model=EmailCreated)

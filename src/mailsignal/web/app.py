@@ -7,6 +7,7 @@ Errors become JSON in one place (`_error_response`), Datasette-style.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -101,4 +102,10 @@ def create_app(settings: Settings | None = None) -> Tracker:
     journal = JournalWriter(settings.journal_file, settings.journal_batch_max)
     api.state.journal = journal
     fallback = BodyLimit(api, settings.max_body_bytes)
-    return Tracker(api.state.signer, journal, ClientAddress(settings.trusted_proxies), fallback)
+    tracker = Tracker(api.state.signer, journal, ClientAddress(settings.trusted_proxies), fallback)
+    # Everything loaded so far (FastAPI, pydantic, SQLAlchemy: hundreds of thousands of
+    # objects) lives as long as the process. Freezing it keeps the cyclic collector from
+    # re-scanning it on every full collection, which cost ~30 ms p99 stalls on the pixel.
+    gc.collect()
+    gc.freeze()
+    return tracker

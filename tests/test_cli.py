@@ -1,0 +1,134 @@
+"""The real `mailsignal` command, run as a user would, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, cli
+from helpers import tracked_urls
+from mailsignal.settings import Settings
+
+
+@pytest.fixture
+def env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MAILSIGNAL_DATA_DIR": str(settings.data_dir),
+        "MAILSIGNAL_DATABASE_URL": settings.db_url,
+        "MAILSIGNAL_BASE_URL": "http://track.test",
+    }
+
+
+def test_init_is_idempotent_and_keeps_the_key(env: dict[str, str], settings: Settings) -> None:
+    first = cli(env, "init")
+    key = settings.secret_file.read_text()
+    second = cli(env, "init")
+    assert "kept" in second.stdout and settings.secret_file.read_text() == key
+    assert "migrated" in first.stdout
+
+
+def test_users_org_and_instrument_an_eml(env: dict[str, str], tmp_path: Path) -> None:
+    cli(env, "users", "add", "rep@northwind.test", "--name", "Rep One", "--opt-in")
+    dup = cli(env, "users", "add", "REP@northwind.test", check=False)
+    assert dup.returncode == 2 and "already exists" in dup.stderr
+    assert "Traceback" not in dup.stderr
+    listed = cli(env, "users", "list").stdout
+    assert "rep@northwind.test" in listed and "yes" in listed
+    eml = tmp_path / "m.eml"
+    eml.write_text(
+        "From: Rep One <rep@northwind.test>\nTo: Dana <dana@contoso.test>, lee@fabrikam.test\n"
+        "Subject: Pricing\nMessage-ID: <m1@northwind.test>\nMIME-Version: 1.0\n"
+        "Content-Type: text/html; charset=utf-8\n\n"
+        '<p>Grüße, see <a href="https://example.com/p">pricing</a></p>\n'
+    )
+    cli(env, "org", "set", "--no-tracking")
+    out_dir = tmp_path / "out"
+    result = cli(env, "emails", "instrument", str(eml), "--out", str(out_dir))
+    assert "org.monitoring_disabled" in result.stdout
+    cli(env, "org", "set", "--tracking")
+    result = cli(env, "emails", "instrument", str(eml), "--out", str(out_dir))
+    activity = re.search(r"email ([0-9a-f-]{36})", result.stdout)
+    assert activity is not None
+    copies = sorted(out_dir.glob(f"{activity.group(1)}-*.eml"))
+    assert len(copies) == 2
+    for copy in copies:
+        msg = message_from_bytes(copy.read_bytes(), policy=policy.default)
+        urls = tracked_urls(msg)  # type: ignore[arg-type]
+        assert any("/c/" in u for u in urls) and any(u.endswith(".gif") for u in urls)
+        assert "Grüße" in msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    shown = cli(env, "emails", "show", activity.group(1)).stdout
+    assert "Pricing" in shown and "opencount" in shown
+    assert "rep@northwind.test" in cli(env, "emails", "show", activity.group(1), "--json").stdout
+    assert cli(env, "events", "list", activity.group(1), "--json").stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["emails", "show", "nope"], "not an id"),
+        (["emails", "show", "00000000-0000-0000-0000-000000000000"], "Does Not Exist"),
+        (["emails", "instrument", "/nonexistent.eml"], "no such file"),
+        (["users", "add", "not-an-address"], "not an email address"),
+        (["users", "add", "x@y.test", "--role", "king"], "role must be"),
+        (["users", "add", "x@y.test", "--timezone", "Mars/Olympus"], "unknown time zone"),
+        (["users", "opt-in", "ghost@y.test"], "no user"),
+        (["data", "refresh", "nosuchlist", "/etc/hostname"], "unknown list"),
+    ],
+)
+def test_errors_are_one_line_no_traceback(
+    env: dict[str, str], args: list[str], needle: str
+) -> None:
+    result = cli(env, *args, check=False)
+    assert result.returncode == 2
+    assert needle in result.stderr.replace("\n", " ")
+    assert "Traceback" not in result.stderr
+
+
+def test_instrument_garbage_names_the_file(env: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.eml"
+    bad.write_bytes(b"\x00\x01 this is not mail")
+    result = cli(env, "emails", "instrument", str(bad), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error:")
+
+
+def test_data_refresh_reports_the_bad_line(env: dict[str, str], tmp_path: Path) -> None:
+    feed = tmp_path / "cf.txt"
+    feed.write_text("173.245.48.0/20\n# comment\nnot-a-prefix\n")
+    result = cli(env, "data", "refresh", "cloudflare", str(feed), check=False)
+    assert result.returncode == 2 and "line 3" in result.stderr
+    feed.write_text("173.245.48.0/20\n2400:cb00::/32\n")
+    ok = cli(env, "data", "refresh", "cloudflare", str(feed))
+    assert "2 prefixes" in ok.stdout
+    row = next(
+        line for line in cli(env, "data", "list").stdout.splitlines() if "cloudflare" in line
+    )
+    assert "refreshed copy" in row
+
+
+def test_serve_refuses_uninitialised(tmp_path: Path) -> None:
+    env = {**os.environ, "MAILSIGNAL_DATA_DIR": str(tmp_path / "empty")}
+    result = cli(env, "serve", check=False)
+    assert result.returncode == 2 and "mailsignal init" in result.stderr
+
+
+def test_real_client_fixture_instruments(env: dict[str, str], tmp_path: Path) -> None:
+    cli(env, "users", "add", "rep@northwind.test", "--opt-in")
+    fixture = next(iter(sorted((FIXTURES / "mail").glob("*outlook*.eml"))), None)
+    assert fixture is not None
+    result = cli(
+        env,
+        "emails",
+        "instrument",
+        str(fixture),
+        "--sender",
+        "rep@northwind.test",
+        "--out",
+        str(tmp_path / "o"),
+    )
+    assert "yes" in result.stdout
