@@ -201,6 +201,39 @@ trackedlink = Table(
     UniqueConstraint("emailactivityid", "position"),
 )
 
+trackedattachment = Table(
+    "trackedattachment",
+    metadata,
+    Column("attachmentid", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("emailactivityid", Uuid, ForeignKey("email.activityid"), nullable=False),
+    Column("filename", String(255), nullable=False, server_default=""),
+    Column("contenttype", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    # Relative to the attachment directory setting; files are content-addressed by sha256.
+    Column("storagepath", String(500), nullable=False),
+    Column("createdon", UtcDateTime, nullable=False, default=utcnow),
+)
+
+mailbox = Table(
+    "mailbox",
+    metadata,
+    # One IMAP mailbox per rep, read by `mailsignal sync-replies`.
+    Column("systemuserid", Uuid, ForeignKey("systemuser.systemuserid"), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("port", Integer, nullable=False, server_default="993"),
+    Column("security", String(16), nullable=False, server_default="tls"),  # tls|starttls|none
+    Column("username", String(320), nullable=False),
+    # Encrypted with a key derived from the instance keyring; never logged.
+    Column("secret", Text, nullable=False),
+    Column("folders", JSON, nullable=False, default=lambda: ["INBOX"]),
+    # Per folder: {"uidvalidity": int, "lastuid": int}, so each message is read once.
+    Column("syncstate", JSON, nullable=False, default=dict),
+    Column("lastsyncon", UtcDateTime),
+    Column("lasterror", Text),
+    *_stamps(),
+)
+
 interactionforemail = Table(
     "interactionforemail",
     metadata,
@@ -215,6 +248,14 @@ interactionforemail = Table(
     Column(
         "linkid", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("trackedlink.linkid")
     ),
+    Column(
+        "attachmentid",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("trackedattachment.attachmentid"),
+    ),
+    # Replies: who replied and the reply's own Message-ID (Dataverse: interactionrepliedby).
+    Column("interactionrepliedby", String(320)),
+    Column("replymessageid", String(998)),
     Column("interactiontype", Integer, nullable=False),
     Column("emailinteractiontime", UtcDateTime, nullable=False),
     Column("interactionlocation", String(200)),
