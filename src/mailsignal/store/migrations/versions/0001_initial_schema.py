@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import mailsignal.store.schema  # noqa: F401  (column types in the migration)
+import mailsignal.store.schema
 
 revision = "0001"
 down_revision = None
