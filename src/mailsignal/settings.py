@@ -127,6 +127,71 @@ class Settings(BaseSettings):
         description="Optional MaxMind-format city database (.mmdb) for country and city.",
     )
     log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
+    # --- SMTP relay (issue #4) ---------------------------------------------------------
+    relay_host: str = Field(default="127.0.0.1", description="Address `mailsignal relay` binds.")
+    relay_port: int = Field(
+        default=8025, ge=1, le=65535, description="Port `mailsignal relay` listens on."
+    )
+    relay_tls_cert: Path | None = Field(
+        default=None, description="PEM certificate for STARTTLS / implicit TLS on the relay."
+    )
+    relay_tls_key: Path | None = Field(
+        default=None, description="PEM private key for relay_tls_cert."
+    )
+    relay_implicit_tls: bool = Field(
+        default=False, description="Serve implicit TLS (port 465 style) instead of STARTTLS."
+    )
+    relay_allow_plain_auth_localhost: bool = Field(
+        default=False,
+        description="Allow AUTH without TLS for clients connecting from 127.0.0.1/::1 only.",
+    )
+    relay_max_message_bytes: int = Field(
+        default=35 * 1024 * 1024, ge=1024, description="Largest message the relay accepts."
+    )
+    smarthost: str | None = Field(
+        default=None, description="Upstream SMTP server the relay forwards to, as host:port."
+    )
+    smarthost_security: str = Field(
+        default="starttls", description="How to reach the smarthost: starttls, tls or none."
+    )
+    smarthost_username: str | None = Field(default=None, description="Smarthost AUTH user.")
+    smarthost_password: str | None = Field(
+        default=None, description="Smarthost AUTH password (prefer the environment variable)."
+    )
+    smarthost_verify_tls: bool = Field(
+        default=True, description="Verify the smarthost's TLS certificate."
+    )
+    outbound_bounce_after_hours: float = Field(
+        default=48.0,
+        gt=0,
+        description="A queued message the smarthost has not accepted by then is bounced "
+        "to its sender.",
+    )
+    dkim_key_file: Path | None = Field(
+        default=None,
+        description="PEM private key: when set, the relay DKIM-signs after instrumenting.",
+    )
+    dkim_selector: str | None = Field(
+        default=None, description="DKIM selector (d= is the From domain)."
+    )
+    # --- tracked attachments (issue #4) ----------------------------------------------
+    attachments_mode: str = Field(
+        default="off",
+        description="Replace attachments by tracked download links: off, all, or over_size.",
+    )
+    attachments_min_bytes: int = Field(
+        default=1024 * 1024,
+        ge=0,
+        description="With attachments_mode=over_size, attachments at least this big are replaced.",
+    )
+    attachments_dir: Path | None = Field(
+        default=None,
+        description="Where replaced attachments are kept; default data_dir/attachments.",
+    )
+    # --- reply sync (issue #4) --------------------------------------------------------
+    imap_poll_seconds: float = Field(
+        default=300.0, gt=0, description="How often `sync-replies --follow` polls each mailbox."
+    )
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -171,6 +236,24 @@ class Settings(BaseSettings):
     @property
     def journal_file(self) -> Path:
         return self.journal_path or self.data_dir / "journal.db"
+
+    @property
+    def attachment_dir(self) -> Path:
+        return self.attachments_dir or self.data_dir / "attachments"
+
+    @field_validator("smarthost_security")
+    @classmethod
+    def _security(cls, value: str) -> str:
+        if value not in ("starttls", "tls", "none"):
+            raise ValueError("must be starttls, tls or none")
+        return value
+
+    @field_validator("attachments_mode")
+    @classmethod
+    def _attachments_mode(cls, value: str) -> str:
+        if value not in ("off", "all", "over_size"):
+            raise ValueError("must be off, all or over_size")
+        return value
 
     @property
     def secret_file(self) -> Path:
