@@ -99,20 +99,19 @@ switched off with the `disabled_rules` setting. Classifier version: `{version}`.
 Sources: NS = `noise-signals.md`, FIELD = `field.md` (the research notes under
 shared/reference), and the public issue threads named.
 
-| id | kinds | weight | pass | what it means | source |
-|---|---|---|---|---|---|
+| id | argues | kinds | weight | pass | what it means | source |
+|---|---|---|---|---|---|---|
 """
 
 
 def rules_md() -> str:
     from mailsignal.classify import RULES, VERSION
-    from mailsignal.classify.rules import WEIGHTS
 
     lines = [RULES_INTRO.format(version=VERSION).rstrip("\n")]
     for rule in RULES:
         kinds = ", ".join(sorted(k.name.lower() for k in rule.kinds))
         lines.append(
-            f"| `{rule.id}` | {kinds} | {WEIGHTS[rule.id]:+g} | "
+            f"| `{rule.id}` | {kinds} | {rule.weight:+g} | "
             f"{'timeline' if rule.timeline else 'event'} | {rule.description} | "
             f"{rule.source} |"
         )

@@ -21,7 +21,13 @@ from mailsignal.model import TokenKind
 from mailsignal.settings import Settings, load_keyring
 from mailsignal.store import repo
 from mailsignal.store.journal import JournalWriter
-from mailsignal.store.schema import ingestcursor, interactionforemail, trackedlink
+from mailsignal.store.schema import (
+    account,
+    contact,
+    ingestcursor,
+    interactionforemail,
+    trackedlink,
+)
 from mailsignal.tokens import Signer
 
 PIPELINE = Pipeline.default()
@@ -175,3 +181,39 @@ def test_head_request_and_automation_are_machine(engine: Engine, settings: Setti
     fired = [{r["rule"] for r in e["reasons"]["fired"]} for e in events]
     assert [e["verdict"] for e in events] == ["machine", "machine"]
     assert "request.head" in fired[0] and "useragent.automation" in fired[1]
+
+
+def test_scores_and_rollups_follow_human_events_only(engine: Engine, settings: Settings) -> None:
+    sent = datetime.now(UTC) - timedelta(hours=3)
+    with engine.begin() as conn:
+        acct = repo.add_party(conn, "account", "Contoso", None)
+        repo.add_party(conn, "contact", "Dana", "dana@contoso.test", parent=acct)
+    _activity, delivery, links = _setup(engine, settings, sent)
+    t0 = sent.timestamp()
+    _journal(
+        settings,
+        [
+            (t0 + 3, TokenKind.OPEN, delivery, None, APPLE_RELAY_IP, "Mozilla/5.0"),
+            (t0 + 5, TokenKind.CLICK, delivery, links[0], EOP_IP, SAFE_LINKS),
+        ],
+    )
+    Ingestor(engine, settings, PIPELINE).drain()
+    with engine.connect() as conn:
+        row = conn.execute(select(contact)).mappings().one()
+        assert row["engagementscore"] == 0.0  # machines never move a score
+        assert row["emailsfollowedcount"] == 1
+    _journal(
+        settings,
+        [
+            (t0 + 1800, TokenKind.OPEN, delivery, None, PERSON_IP, OUTLOOK),
+            (t0 + 1830, TokenKind.CLICK, delivery, links[1], PERSON_IP, OUTLOOK),
+        ],
+    )
+    Ingestor(engine, settings, PIPELINE).drain()
+    with engine.connect() as conn:
+        person = conn.execute(select(contact)).mappings().one()
+        company = conn.execute(select(account)).mappings().one()
+    assert 5.9 < person["engagementscore"] <= 6.0  # open 1 + click 5, hours old
+    assert (person["humanopencount"], person["humanclickcount"]) == (1, 1)
+    assert person["lasthumanengagementon"] is not None
+    assert company["engagementscore"] == person["engagementscore"]

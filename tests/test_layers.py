@@ -23,6 +23,8 @@ LEVELS = {
     "outgoing": 2,
     "privacy": 2,
     "demo": 2,
+    "history": 2,
+    "sweep": 2,
     "web": 3,
     "mail": 3,
     "cli": 3,

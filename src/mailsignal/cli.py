@@ -15,12 +15,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import func, select
 
 from . import __version__, instrument, outgoing
 from .errors import InputError, MailSignalError, NotFoundError
 from .settings import Settings, create_secret, load_keyring, load_settings, rotate_secret
 from .store import repo
 from .store.db import is_initialised, make_engine, migrate
+from .store.scores import TABLES
 from .tokens import Signer
 
 app = typer.Typer(
@@ -34,16 +36,22 @@ emails_app = typer.Typer(no_args_is_help=True, help="Track and inspect outgoing 
 events_app = typer.Typer(no_args_is_help=True, help="Opens, clicks and replies.")
 keys_app = typer.Typer(no_args_is_help=True, help="The token signing keyring.")
 data_app = typer.Typer(no_args_is_help=True, help="Bundled IP-range lists used by enrichment.")
+import_app = typer.Typer(no_args_is_help=True, help="Bring in history: emails, hits, mail.")
+export_app = typer.Typer(no_args_is_help=True, help="Take data out.")
+report_app = typer.Typer(no_args_is_help=True, help="Reports.")
 app.add_typer(users_app, name="users")
 app.add_typer(org_app, name="org")
 app.add_typer(emails_app, name="emails")
 app.add_typer(events_app, name="events")
 app.add_typer(keys_app, name="keys")
 app.add_typer(data_app, name="data")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
+app.add_typer(report_app, name="report")
 
 # Wide enough for ids when piped (Rich would otherwise assume 80 columns and fold them).
 out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per error, even when piped
 
 
 def _settings() -> Settings:
@@ -487,6 +495,205 @@ def data_refresh(
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}")
     out.print("restart `mailsignal serve` / the ingest worker to use it")
+
+
+def _progress_bar(total: int, label: str) -> Any:
+    from rich.progress import BarColumn, Progress, TimeRemainingColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        "[progress.percentage]{task.percentage:>3.0f}%",
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    return bar, bar.add_task(label, total=total)
+
+
+def _print_summary(summary: Any, what: str) -> None:
+    out.print(
+        f"{what}: {summary.lines} lines, {summary.imported} imported, "
+        f"{summary.duplicates} already there, {summary.skipped} for unknown deliveries, "
+        f"{len(summary.errors)} bad lines"
+    )
+    for line in summary.errors[:50]:
+        err.print(f"[yellow]{line}[/yellow]")
+    if len(summary.errors) > 50:
+        err.print(f"... and {len(summary.errors) - 50} more bad lines")
+
+
+def _open_input(file: Path) -> Any:
+    if not file.is_file():
+        raise InputError(f"{file}: no such file")
+    return file.open("r", encoding="utf-8", errors="surrogateescape", newline="")
+
+
+@import_app.command("emails")
+def import_emails_cmd(
+    file: Annotated[Path, typer.Argument(help="JSONL: one outgoing email per line.")],
+    out_file: Annotated[Path, typer.Option("--out", help="JSONL of each recipient's copy.")] = Path(
+        "imported-copies.jsonl"
+    ),
+) -> None:
+    """Import sent emails (JSONL) and write each recipient's instrumented copy to --out."""
+    from .history import import_emails
+
+    settings = _settings()
+    engine, signer = _engine(settings), _signer(settings)
+    bar, task = _progress_bar(file.stat().st_size if file.is_file() else 0, "emails")
+    with _open_input(file) as lines, out_file.open("a", encoding="utf-8") as out_fh, bar:
+        summary = import_emails(
+            engine, signer, settings, lines, out_fh, progress=lambda n: bar.advance(task, n)
+        )
+    _print_summary(summary, f"emails from {file}")
+    out.print(f"copies written to {out_file}")
+
+
+@import_app.command("hits")
+def import_hits_cmd(
+    file: Annotated[Path, typer.Argument(help="JSONL hits or an nginx/Apache combined log.")],
+    fmt: Annotated[str, typer.Option("--format", help="auto, jsonl or combined.")] = "auto",
+) -> None:
+    """Import hits (JSONL or combined access log); idempotent; bad lines are reported."""
+    from .history import import_hits
+
+    settings = _settings()
+    engine, signer = _engine(settings), _signer(settings)
+    bar, task = _progress_bar(file.stat().st_size if file.is_file() else 0, "hits")
+    with _open_input(file) as lines, bar:
+        summary = import_hits(
+            engine, signer, settings, lines, fmt, progress=lambda n: bar.advance(task, n)
+        )
+    _print_summary(summary, f"hits from {file}")
+
+
+@export_app.command("events")
+def export_events_cmd(
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    out_file: Annotated[Path | None, typer.Option("--out", help="File (default stdout).")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Only events at or after (UTC).")] = None,
+) -> None:
+    """Write every event with verdict, confidence, reasons and external id."""
+    from .history import export_events
+
+    settings = _settings()
+    when = since.replace(tzinfo=since.tzinfo or UTC) if since else None
+    if out_file is None:
+        export_events(_engine(settings), sys.stdout, fmt, when)
+        return
+    with out_file.open("w", encoding="utf-8", newline="") as fh:
+        count = export_events(_engine(settings), fh, fmt, when)
+    err.print(f"{count} events written to {out_file}")
+
+
+@app.command("classify")
+def classify_cmd(
+    recompute: Annotated[
+        bool, typer.Option("--recompute", help="Rebuild every verdict from raw hits.")
+    ] = False,
+    sweep_now: Annotated[bool, typer.Option("--sweep", help="Apply time-based rules now.")] = False,
+) -> None:
+    """Re-run the classifier: everything (--recompute) or the periodic sweep (--sweep)."""
+    from .classify import VERSION, disabled_rules
+    from .sweep import deliveries_with_events, recompute_all, sweep
+
+    settings = _settings()
+    disabled_rules(settings.disabled_rules)
+    engine = _engine(settings)
+    if recompute == sweep_now:
+        raise InputError("give exactly one of --recompute or --sweep")
+    if sweep_now:
+        out.print(f"sweep: {sweep(engine, settings, datetime.now(UTC))} verdicts changed")
+        return
+    total = len(deliveries_with_events(engine))
+    bar, task = _progress_bar(total, f"classifier {VERSION}")
+    with bar:
+        changed = recompute_all(engine, settings, progress=lambda n: bar.advance(task, n))
+    out.print(
+        f"recomputed {total} recipient timelines with classifier {VERSION}: "
+        f"{changed} verdicts changed"
+    )
+
+
+@app.command("score")
+def score_cmd(
+    recompute: Annotated[
+        bool, typer.Option("--recompute", help="Recompute every score and roll-up.")
+    ] = False,
+    explain: Annotated[
+        str | None,
+        typer.Option("--explain", help="Show a contact/lead/account's score and its top events."),
+    ] = None,
+) -> None:
+    """Lead scores: recompute them all, or explain one (by email address)."""
+    from .store.scores import explain as explain_score
+    from .store.scores import recompute_scores
+
+    settings = _settings()
+    engine = _engine(settings)
+    if recompute == (explain is not None):
+        raise InputError("give exactly one of --recompute or --explain ADDRESS")
+    if explain is None:
+        with engine.connect() as conn:
+            total = sum(
+                conn.execute(select(func.count()).select_from(t)).scalar() or 0
+                for t, _k in TABLES.values()
+            )
+        bar, task = _progress_bar(total, "scores")
+        with bar:
+            done = recompute_scores(engine, settings, progress=lambda n: bar.advance(task, n))
+        out.print(f"recomputed {done} scores")
+        return
+    with engine.connect() as conn:
+        party = repo.find_party(conn, explain)
+        if party is None:
+            raise NotFoundError(f"no contact, lead or account with address {explain}")
+        total, top = explain_score(conn, party[0], party[1], settings)
+    out.print(
+        f"{party[0]} {explain}: score {total:.2f} (half-life "
+        f"{settings.score_half_life_days:g} days)"
+    )
+    table = Table("points", "kind", "verdict", "when")
+    for item in top:
+        table.add_row(
+            f"{item.points:.2f}", item.kind.name.lower(), str(item.verdict), str(item.at)[:19]
+        )
+    out.print(table)
+
+
+@report_app.command("noise")
+def report_noise(
+    days: Annotated[int, typer.Option(help="Look back this many days.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Emails flagged as scanner noise (raw opens above noise_open_threshold)."""
+    from datetime import timedelta
+
+    from .store.reports import noise_report
+
+    settings = _settings()
+    with _engine(settings).connect() as conn:
+        rows = noise_report(conn, datetime.now(UTC) - timedelta(days=days))
+    if as_json:
+        for r in rows:
+            sys.stdout.write(json.dumps(r, default=str) + "\n")
+        return
+    table = Table("sent", "sender", "subject", "opens raw", "human", "machine", "top machine rules")
+    table.add_column("activityid", no_wrap=True, min_width=36)
+    for r in rows:
+        table.add_row(
+            str(r["senton"])[:16],
+            r["sender"],
+            r["subject"][:40],
+            str(r["opencount"]),
+            str(r["humanopencount"]),
+            str(r["machineopencount"]),
+            ", ".join(r["top_rules"]),
+            str(r["activityid"]),
+        )
+    out.print(table)
+    out.print(f"{len(rows)} emails over {settings.noise_open_threshold} raw opens in {days} days")
 
 
 def main() -> None:

@@ -6,7 +6,11 @@
     ├── InputError                  the caller sent something we cannot use (HTTP 4xx, CLI message)
     │   ├── MimeError               a message that is not parseable MIME, or has no body to track
     │   ├── TooLargeError           a body or message over the configured limit (HTTP 413)
-    │   └── NotFoundError           the record named does not exist (HTTP 404)
+    │   ├── NotFoundError           the record named does not exist (HTTP 404)
+    │   └── FetchXmlError           a FetchXML query we refuse; carries Dataverse's `error_code`
+    │       ├── FetchXmlParseError  not well-formed, a DTD, an unknown element, over a limit
+    │       └── FetchXmlQueryError  well-formed but wrong: unknown entity/attribute/operator,
+    │                               a value of the wrong type, a combination Dataverse forbids
     ├── AuthError                   missing or wrong API key (HTTP 401)
     │   └── ForbiddenError          the key is valid but may not do this (HTTP 403)
     └── StoreError                  the database refused or is unreachable (HTTP 503)
@@ -91,3 +95,64 @@ class StoreError(MailSignalError):
 
     code = "store_unavailable"
     http_status = 503
+
+
+class FetchXmlError(InputError):
+    """A FetchXML query MailSignal refuses, shaped like Dataverse's answer.
+
+    `error_code` is Dataverse's hex code (for example "0x80041103") and `message` its
+    text, so the Web API can answer `{"error": {"code": ..., "message": ...}}` unchanged.
+    `line`, `column` and `element` locate the offending element in the query and
+    `excerpt` shows that line with a caret under it (sqlglot's ParseError habit);
+    `str(error)` gives all of it for logs and the CLI.
+    """
+
+    code = "fetchxml"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_code: str,
+        line: int | None = None,
+        column: int | None = None,
+        element: str | None = None,
+        excerpt: str | None = None,
+    ) -> None:
+        detail: dict[str, Any] = {"error_code": error_code}
+        for key, value in (("line", line), ("column", column), ("element", element)):
+            if value is not None:
+                detail[key] = value
+        super().__init__(message, detail=detail)
+        self.error_code = error_code
+        self.line = line
+        self.column = column
+        self.element = element
+        self.excerpt = excerpt
+
+    def __str__(self) -> str:
+        where = []
+        if self.line is not None:
+            where.append(f"line {self.line}")
+            if self.column is not None:
+                where.append(f"column {self.column}")
+        if self.element:
+            where.append(f"<{self.element}>")
+        text = f"{self.message} [{self.error_code}]"
+        if where:
+            text += f" at {', '.join(where)}"
+        return f"{text}\n{self.excerpt}" if self.excerpt else text
+
+
+class FetchXmlParseError(FetchXmlError):
+    """The text is not a FetchXML document we will read: malformed XML, a DTD or entity
+    declaration, an unknown element or attribute, a bad boolean, or over a size limit."""
+
+    code = "fetchxml_parse"
+
+
+class FetchXmlQueryError(FetchXmlError):
+    """A well-formed query that cannot run: unknown entity, attribute or operator, a value
+    that does not convert to the column's type, or a combination Dataverse rejects."""
+
+    code = "fetchxml_query"

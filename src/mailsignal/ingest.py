@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -24,14 +25,23 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .classify import RULES, Context, Event, classify_timeline
+from .classify import RULES, Context, Event, classify_timeline, disabled_rules
 from .enrich import Pipeline
 from .model import Classification, EventKind, RawHit, TokenKind, Verdict
 from .settings import Settings
 from .store.journal import JournalReader
-from .store.schema import email, emaildelivery, ingestcursor, interactionforemail, trackedlink
+from .store.schema import (
+    email,
+    emaildelivery,
+    ingestcursor,
+    interactionforemail,
+    trackedattachment,
+    trackedlink,
+)
+from .store.scores import rescore_for_emails
 
 log = logging.getLogger(__name__)
+SWEEP_SECONDS = 3600.0
 
 _KIND = {
     TokenKind.OPEN: EventKind.OPEN,
@@ -76,7 +86,13 @@ def store_hits(
             ).where(emaildelivery.c.deliveryid.in_(delivery_ids))
         )
     }
-    link_ids = {h.link_id for h in hits if h.link_id is not None}
+    # An attachment hit's link id names a trackedattachment row, not a trackedlink.
+    link_ids = {
+        h.link_id for h in hits if h.link_id is not None and h.kind is not TokenKind.ATTACHMENT
+    }
+    attachment_ids = {
+        h.link_id for h in hits if h.link_id is not None and h.kind is TokenKind.ATTACHMENT
+    }
     links = (
         {
             row.linkid: row
@@ -92,14 +108,29 @@ def store_hits(
         if link_ids
         else {}
     )
+    files = (
+        {
+            row.attachmentid: row
+            for row in conn.execute(
+                select(
+                    trackedattachment.c.attachmentid,
+                    trackedattachment.c.emailactivityid,
+                    trackedattachment.c.filename,
+                ).where(trackedattachment.c.attachmentid.in_(attachment_ids))
+            )
+        }
+        if attachment_ids
+        else {}
+    )
     rows: list[dict[str, Any]] = []
     orphans = 0
     for hit in hits:
         delivery = known.get(hit.delivery_id)
-        link = links.get(hit.link_id) if hit.link_id is not None else None
+        is_file = hit.kind is TokenKind.ATTACHMENT
+        target = (files if is_file else links).get(hit.link_id) if hit.link_id is not None else None
         if delivery is None or (
             hit.link_id is not None
-            and (link is None or link.emailactivityid != delivery.emailactivityid)
+            and (target is None or target.emailactivityid != delivery.emailactivityid)
         ):
             orphans += 1
             continue
@@ -109,12 +140,15 @@ def store_hits(
                 "interactionforemailid": uuid.uuid4(),
                 "emailactivityid": delivery.emailactivityid,
                 "deliveryid": hit.delivery_id,
-                "linkid": hit.link_id,
+                "linkid": None if is_file else hit.link_id,
+                "attachmentid": hit.link_id if is_file else None,
                 "interactiontype": int(_KIND[hit.kind]),
                 "emailinteractiontime": hit.received_at,
                 "interactionlocation": _location(facts),
                 "interactionuseragent": hit.user_agent,
-                "interactedcomponenttext": link.url if link is not None else None,
+                "interactedcomponenttext": (
+                    None if target is None else target.filename if is_file else target.url
+                ),
                 "emailaddress": delivery.emailaddress,
                 "ipaddress": hit.ip[:45],
                 "httpmethod": hit.method[:8],
@@ -170,6 +204,8 @@ def reclassify(conn: Connection, delivery_ids: Iterable[int], settings: Settings
         return 0
     ev = interactionforemail
     contexts: dict[int, Context] = {}
+    disabled = disabled_rules(settings.disabled_rules)
+    now = datetime.now(UTC)
     link_counts: dict[uuid.UUID, int] = dict(
         conn.execute(
             select(trackedlink.c.emailactivityid, func.count())
@@ -193,7 +229,8 @@ def reclassify(conn: Connection, delivery_ids: Iterable[int], settings: Settings
             sent_at=drow.senton,
             link_count=link_counts.get(drow.activityid, 0),
             delivery_window_seconds=settings.delivery_window_seconds,
-            disabled=frozenset(settings.disabled_rules),
+            disabled=disabled,
+            now=now,
         )
     timelines: dict[int, list[Any]] = defaultdict(list)
     for row in conn.execute(
@@ -320,6 +357,8 @@ def recount(conn: Connection, email_ids: Iterable[uuid.UUID], settings: Settings
                 modifiedon=now,
             )
         )
+    # Scores and roll-ups move with the counters, in the same transaction.
+    rescore_for_emails(conn, ids, settings, now)
 
 
 def _zero() -> dict[str, Any]:
@@ -387,7 +426,18 @@ class Ingestor:
                 return total
 
     def run_forever(self, stop: threading.Event) -> None:
+        from .sweep import sweep
+
+        next_sweep = 0.0
         while not stop.is_set():
+            if time.monotonic() >= next_sweep:
+                # Time-based rules (seven days without a click) change verdicts with no
+                # new hit; an hourly sweep applies them.
+                next_sweep = time.monotonic() + SWEEP_SECONDS
+                try:
+                    sweep(self.engine, self.settings, datetime.now(UTC))
+                except Exception:
+                    log.exception("sweep failed; next try in an hour")
             try:
                 result = self.run_once()
             except Exception:  # keep the worker alive; the batch is retried next round

@@ -18,10 +18,12 @@ from typing import Any
 from sqlalchemy import Connection, CursorResult, insert, update
 
 from . import instrument
+from .attachments import AttachmentLink, find_attachments, replace_attachments
 from .errors import InputError, NotFoundError
 from .model import TokenKind, TrackingDecision
 from .store import repo
-from .store.schema import email, emaildelivery, trackedlink
+from .store.files import AttachmentFiles, AttachmentMeta
+from .store.schema import email, emaildelivery, trackedattachment, trackedlink
 from .tokens import Signer
 
 
@@ -82,8 +84,14 @@ def track(
     recipients: list[str],
     sent_at: datetime | None = None,
     honeypot: bool = False,
+    attachments: AttachmentFiles | None = None,
 ) -> TrackedEmail:
-    """Store the email and return each recipient's (instrumented or untouched) copy."""
+    """Store the email and return each recipient's (instrumented or untouched) copy.
+
+    With `attachments` (its policy not "off"), the attachments it selects are kept as
+    files and replaced in each tracked copy by per-recipient download links; untracked
+    copies keep them.
+    """
     if not recipients:
         raise InputError("no recipients")
     user = repo.user_by_address(conn, sender)
@@ -142,6 +150,9 @@ def track(
             )
         )
         honeypot_link = _new_id(result)
+    files: dict[int, tuple[int, AttachmentMeta]] = {}
+    if attachments is not None and any(d.tracked for _a, d, _p in decisions):
+        files = _store_attachments(conn, attachments, msg, activity_id)
 
     copies: list[TrackedCopy] = []
     for address, decision, party in decisions:
@@ -157,7 +168,7 @@ def track(
         )
         delivery_id = _new_id(result)
         message = (
-            _instrument_copy(signer, base_url, msg, delivery_id, link_ids, honeypot_link)
+            _instrument_copy(signer, base_url, msg, delivery_id, link_ids, honeypot_link, files)
             if decision.tracked
             else msg
         )
@@ -171,6 +182,35 @@ def _new_id(result: CursorResult[Any]) -> int:
     return int(key[0])
 
 
+def _store_attachments(
+    conn: Connection, files: AttachmentFiles, msg: EmailMessage, activity_id: uuid.UUID
+) -> dict[int, tuple[int, AttachmentMeta]]:
+    """Keep each selected attachment as a file + row; {part index: (attachment id, meta)}.
+
+    The blob and sidecar are written before the transaction commits: a rollback leaves
+    an unreferenced file behind, never a row without its file.
+    """
+    stored: dict[int, tuple[int, AttachmentMeta]] = {}
+    for found in find_attachments(msg, files.policy):
+        digest = found.sha256
+        meta = AttachmentMeta(digest, found.filename[:255], found.content_type[:255], found.size)
+        path = files.put(found.data, digest)
+        result = conn.execute(
+            insert(trackedattachment).values(
+                emailactivityid=activity_id,
+                filename=meta.filename,
+                contenttype=meta.content_type,
+                size=meta.size,
+                sha256=digest,
+                storagepath=path,
+            )
+        )
+        attachment_id = _new_id(result)
+        files.write_meta(attachment_id, meta)
+        stored[found.index] = (attachment_id, meta)
+    return stored
+
+
 def _instrument_copy(
     signer: Signer,
     base_url: str,
@@ -178,6 +218,7 @@ def _instrument_copy(
     delivery_id: int,
     link_ids: dict[str, int],
     honeypot_link: int | None,
+    files: dict[int, tuple[int, AttachmentMeta]],
 ) -> EmailMessage:
     def rewrite(url: str) -> str:
         token = signer.sign(TokenKind.CLICK, delivery_id, link_ids[url], url)
@@ -187,7 +228,19 @@ def _instrument_copy(
     honeypot_url = None
     if honeypot_link is not None:
         honeypot_url = f"{base_url}/c/{signer.sign(TokenKind.HONEYPOT, delivery_id, honeypot_link)}"
-    return instrument.instrument(msg, rewrite, pixel, honeypot_url)
+    out = instrument.instrument(msg, rewrite, pixel, honeypot_url)
+    if not files:
+        return out
+    # After instrumenting, so the download links are not rewritten into click links.
+    links = {
+        index: AttachmentLink(
+            f"{base_url}/a/{signer.sign(TokenKind.ATTACHMENT, delivery_id, attachment_id)}",
+            meta.filename,
+            meta.size,
+        )
+        for index, (attachment_id, meta) in files.items()
+    }
+    return replace_attachments(out, links, in_place=True)
 
 
 def mark_delivery_failed(conn: Connection, delivery_id: int) -> None:

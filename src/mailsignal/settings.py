@@ -127,6 +127,19 @@ class Settings(BaseSettings):
         description="Optional MaxMind-format city database (.mmdb) for country and city.",
     )
     log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
+    # --- lead scores (issue #5) -------------------------------------------------------
+    score_open: float = Field(default=1.0, ge=0, description="Points for a human open.")
+    score_click: float = Field(default=5.0, ge=0, description="Points for a human click.")
+    score_reply: float = Field(default=10.0, ge=0, description="Points for a reply.")
+    score_attachment: float = Field(
+        default=5.0, ge=0, description="Points for a human attachment download."
+    )
+    score_forward_fraction: float = Field(
+        default=0.5, ge=0, le=1, description="Share of the points a forward event earns."
+    )
+    score_half_life_days: float = Field(
+        default=14.0, gt=0, description="Days after which an event's points have halved."
+    )
     # --- SMTP relay (issue #4) ---------------------------------------------------------
     relay_host: str = Field(default="127.0.0.1", description="Address `mailsignal relay` binds.")
     relay_port: int = Field(

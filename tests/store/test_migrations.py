@@ -18,4 +18,5 @@ def test_migrate_is_idempotent(engine: Engine) -> None:
     migrate(engine)
     migrate(engine)
     assert {"email", "interactionforemail", "mailbox", "trackedattachment"} <= set(
-        inspect(engine).get_table_names())
+        inspect(engine).get_table_names()
+    )

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..model import Classification, EventKind, Evidence, Facts, Verdict
 
-VERSION = "2026.11.1"
+VERSION = "2026.11.2"
 
 # Before any evidence: a click is more often a person than a pixel fetch is, because
 # pixels are fetched by every proxy and prefetcher on delivery.
@@ -59,6 +59,7 @@ class Context:
     link_count: int
     delivery_window_seconds: float = 10.0
     disabled: frozenset[str] = frozenset()
+    now: datetime | None = None  # for time-based rules (no click after 7 days)
 
 
 class Timeline:
@@ -73,6 +74,7 @@ class Timeline:
         self.first_pass = first_pass
         self.times = [e.at.timestamp() for e in events]
         self.honeypots = [e for e in events if e.honeypot]
+        self.first_human = next((i for i, v in enumerate(first_pass) if v is Verdict.HUMAN), -1)
         self.last_human_click = max(
             (
                 i
@@ -92,14 +94,18 @@ class Timeline:
         return self.events[lo:hi]
 
 
-Check = Callable[[Event, int, Timeline, Context], Evidence | None]
+Check = Callable[[Event, int, "Timeline", "Context"], str | None]
+"""A rule's test: returns the sentence explaining why it fired, or None."""
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A stable id, a one-line description, where the signal is documented, and a check."""
+    """A stable id, the label it argues for and its weight (log-odds), a one-line
+    description, where the signal is documented, and the check itself."""
 
     id: str
+    verdict: Verdict
+    weight: float
     description: str
     source: str
     check: Check
@@ -126,11 +132,11 @@ def _run(
     for rule in rules:
         if rule.id in ctx.disabled or event.kind not in rule.kinds:
             continue
-        evidence = rule.check(event, index, timeline, ctx)
-        if evidence is None:
+        sentence = rule.check(event, index, timeline, ctx)
+        if sentence is None:
             not_fired.append(rule.id)
         else:
-            fired.append(evidence)
+            fired.append(Evidence(rule.id, rule.verdict, rule.weight, sentence))
     return fired, not_fired
 
 

@@ -1,388 +1,252 @@
-"""The rules, in the order they are reported. Ids are stable: config, stored reasons,
-docs/rules.md and the UI all use them. Weights are log-odds (see base.py).
+"""Every rule in one readable table, in the order reasons are reported.
 
-Sources abbreviate `../shared/reference/noise-signals.md` as NS and `field.md` as FIELD.
+Ids are stable: settings (`disabled_rules`), stored reasons, docs/rules.md and the UI all
+use them. Weights are log-odds (base.py): negative argues machine, positive person.
+Sources: NS = noise-signals.md, FIELD = field.md (research notes), and the named threads.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from ..model import EventKind, Verdict
+from . import patterns as p
+from . import signals as s
+from .base import Rule
 
-from ..model import EventKind, Evidence, Verdict
-from .base import Context, Event, Rule, Timeline
-
-M, H, F = Verdict.MACHINE, Verdict.HUMAN, Verdict.FORWARD
-
-# Log-odds each rule adds when it fires; negative = machine. One table, so docs/rules.md
-# and a reviewer see every weight side by side.
-WEIGHTS: dict[str, float] = {
-    "useragent.automation": -6.0,
-    "useragent.security_scanner": -6.0,
-    "useragent.preview_bot": -5.0,
-    "network.apple_mpp": -6.0,
-    "useragent.bare_mozilla": -1.5,
-    "useragent.gmail_prefetch": -5.0,
-    "useragent.image_proxy_open": 2.0,
-    "useragent.person_client": 0.5,
-    "network.private_relay_click": 0.5,
-    "network.security_gateway": -4.0,
-    "request.head": -4.0,
-    "timing.within_seconds_of_send": -3.0,
-    "timing.before_send": 0.0,
-    "honeypot.clicked": -10.0,
-    "honeypot.nearby": -5.0,
-    "burst.all_links": -4.0,
-    "corroboration.later_click": 2.0,
-}
+M, H, F, U = Verdict.MACHINE, Verdict.HUMAN, Verdict.FORWARD, Verdict.UNKNOWN
 OPEN = frozenset({EventKind.OPEN})
 FETCHES = frozenset({EventKind.OPEN, EventKind.CLICK, EventKind.ATTACHMENT})
 CLICKS = frozenset({EventKind.CLICK, EventKind.ATTACHMENT})
 
-
-def _category(ev: Event) -> str:
-    return str(ev.fact("ua", "category", "unknown"))
-
-
-def _family(ev: Event) -> str:
-    return str(ev.fact("ua", "family") or ev.user_agent[:60] or "(none)")
-
-
-# --- pass one: the event's own facts -----------------------------------------------------
-
-
-def ua_automation(ev: Event, _i: int, _t: Timeline, _c: Context) -> Evidence | None:
-    if ev.fact("ua", "empty") or _category(ev) == "automation":
-        what = "no user agent" if ev.fact("ua", "empty") else f"user agent {_family(ev)}"
-        return Evidence(
-            "useragent.automation",
-            M,
-            WEIGHTS["useragent.automation"],
-            f"Sent with {what}: an HTTP library or headless browser, not a mail client.",
-        )
-    return None
-
-
-def ua_scanner(ev: Event, _i: int, _t: Timeline, _c: Context) -> Evidence | None:
-    if _category(ev) == "security-scanner":
-        return Evidence(
-            "useragent.security_scanner",
-            M,
-            WEIGHTS["useragent.security_scanner"],
-            f"User agent {_family(ev)} is a security scanner checking the link.",
-        )
-    return None
-
-
-def ua_preview(ev: Event, _i: int, _t: Timeline, _c: Context) -> Evidence | None:
-    if _category(ev) in ("preview-bot", "crawler"):
-        return Evidence(
-            "useragent.preview_bot",
-            M,
-            WEIGHTS["useragent.preview_bot"],
-            f"User agent {_family(ev)} fetches link previews or crawls; "
-            "the link was probably pasted into a chat or forwarded.",
-        )
-    return None
-
-
-def apple_mpp(ev: Event, _i: int, _t: Timeline, _c: Context) -> Evidence | None:
-    if ev.fact("ua", "bare_mozilla") and "apple-private-relay" in ev.labels():
-        return Evidence(
-            "network.apple_mpp",
-            M,
-            WEIGHTS["network.apple_mpp"],
-            "Apple Mail Privacy Protection: user agent exactly 'Mozilla/5.0' from an "
-            "iCloud Private Relay egress address fetches the pixel on delivery, "
-            "whether or not anyone reads the mail.",
-        )
-    return None
-
-
-def bare_mozilla(ev: Event, _i: int, _t: Timeline, _c: Context) -> Evidence | None:
-    if ev.fact("ua", "bare_mozilla") and "apple-private-relay" not in ev.labels():
-        return Evidence(
-            "useragent.bare_mozilla",
-            M,
-            WEIGHTS["useragent.bare_mozilla"],
-            "User agent is exactly 'Mozilla/5.0', as proxies send; the address is not "
-            "Apple's, so this is weaker than the Apple MPP rule.",
-        )
-    return None
-
-
-def gmail_prefetch(ev: Event, _i: int, _t: Timeline, _c: Context) -> Evidence | None:
-    if _category(ev) == "prefetcher" and not ev.fact("ua", "bare_mozilla"):
-        return Evidence(
-            "useragent.gmail_prefetch",
-            M,
-            WEIGHTS["useragent.gmail_prefetch"],
-            "Gmail prefetch user agent (Chrome 42 / Edge 12): images fetched on "
-            "delivery while a Gmail session is open, before anyone reads the mail.",
-        )
-    return None
-
-
-def image_proxy(ev: Event, _i: int, _t: Timeline, _c: Context) -> Evidence | None:
-    if _category(ev) == "image-proxy":
-        return Evidence(
-            "useragent.image_proxy_open",
-            H,
-            WEIGHTS["useragent.image_proxy_open"],
-            f"{_family(ev)} is a webmail image proxy: it fetches the pixel when a "
-            "person opens the mail (it hides their device and place).",
-        )
-    return None
-
-
-def mail_client(ev: Event, _i: int, _t: Timeline, _c: Context) -> Evidence | None:
-    if _category(ev) in ("mail-client", "browser"):
-        return Evidence(
-            "useragent.person_client",
-            H,
-            WEIGHTS["useragent.person_client"],
-            f"User agent {_family(ev)} is a mail client or browser a person uses.",
-        )
-    return None
-
-
-def private_relay_click(ev: Event, _i: int, _t: Timeline, _c: Context) -> Evidence | None:
-    if ev.kind is not EventKind.OPEN and "apple-private-relay" in ev.labels():
-        return Evidence(
-            "network.private_relay_click",
-            H,
-            WEIGHTS["network.private_relay_click"],
-            "A click through iCloud Private Relay: a person browsing with iCloud+, "
-            "not Mail Privacy Protection (which only fetches images).",
-        )
-    return None
-
-
-def security_gateway(ev: Event, _i: int, _t: Timeline, _c: Context) -> Evidence | None:
-    labels = ev.labels()
-    if "microsoft-eop" in labels or "security-gateway" in labels:
-        owner = ev.fact("net", "owner") or "a mail security gateway"
-        return Evidence(
-            "network.security_gateway",
-            M,
-            WEIGHTS["network.security_gateway"],
-            f"Address belongs to {owner}, whose filters fetch images and follow "
-            "links at delivery time.",
-        )
-    return None
-
-
-def head_request(ev: Event, _i: int, _t: Timeline, _c: Context) -> Evidence | None:
-    if ev.method == "HEAD":
-        return Evidence(
-            "request.head",
-            M,
-            WEIGHTS["request.head"],
-            "HEAD request: something checked the URL without loading it; "
-            "browsers and mail clients send GET.",
-        )
-    return None
-
-
-def soon_after_send(ev: Event, _i: int, _t: Timeline, ctx: Context) -> Evidence | None:
-    if ctx.sent_at is None:
-        return None
-    delta = (ev.at - ctx.sent_at).total_seconds()
-    if 0 <= delta < ctx.delivery_window_seconds:
-        return Evidence(
-            "timing.within_seconds_of_send",
-            M,
-            WEIGHTS["timing.within_seconds_of_send"],
-            f"{delta:.1f} s after sending (window {ctx.delivery_window_seconds:g} s): "
-            "faster than a person reads, as scanners and prefetchers do on delivery.",
-        )
-    return None
-
-
-def before_send(ev: Event, _i: int, _t: Timeline, ctx: Context) -> Evidence | None:
-    if ctx.sent_at is not None and ev.at < ctx.sent_at - timedelta(minutes=2):
-        return Evidence(
-            "timing.before_send",
-            Verdict.UNKNOWN,
-            WEIGHTS["timing.before_send"],
-            "Recorded before the email's send time: a clock is skewed or the send "
-            "time given was wrong; timing rules cannot be trusted for this event.",
-        )
-    return None
-
-
-def honeypot_hit(ev: Event, _i: int, _t: Timeline, _c: Context) -> Evidence | None:
-    if ev.honeypot:
-        return Evidence(
-            "honeypot.clicked",
-            M,
-            WEIGHTS["honeypot.clicked"],
-            "Followed the invisible honeypot link, which no person can see.",
-        )
-    return None
-
-
-# --- pass two: the recipient's timeline ------------------------------------------------
-
-
-def near_honeypot(ev: Event, i: int, t: Timeline, _c: Context) -> Evidence | None:
-    if ev.honeypot:
-        return None
-    for other in t.honeypots:
-        if other.ip == ev.ip and abs((other.at - ev.at).total_seconds()) <= 10:
-            return Evidence(
-                "honeypot.nearby",
-                M,
-                WEIGHTS["honeypot.nearby"],
-                "Within 10 s of a honeypot hit from the same address.",
-            )
-    return None
-
-
-def link_burst(ev: Event, i: int, t: Timeline, ctx: Context) -> Evidence | None:
-    window = [o for o in t.window(ev.at, 3) if o.kind is EventKind.CLICK and not o.honeypot]
-    links = {o.link_id for o in window}
-    if len(links) >= 3 or (ctx.link_count >= 2 and len(links) >= ctx.link_count):
-        return Evidence(
-            "burst.all_links",
-            M,
-            WEIGHTS["burst.all_links"],
-            f"{len(links)} different links clicked within 3 s: scanners follow "
-            "every link at once; people click one.",
-        )
-    return None
-
-
-def click_confirms_open(ev: Event, i: int, t: Timeline, _c: Context) -> Evidence | None:
-    if t.first_pass[i] is M:  # a prefetch or scan is not the person's open, click or not
-        return None
-    if t.last_human_click > i:
-        return Evidence(
-            "corroboration.later_click",
-            H,
-            WEIGHTS["corroboration.later_click"],
-            "The recipient clicked a link afterwards, so this open was theirs.",
-        )
-    return None
-
-
 RULES: tuple[Rule, ...] = (
+    # Certain: nobody sees the honeypot; these agents announce themselves.
     Rule(
         "honeypot.clicked",
+        M,
+        -10.0,
         "Hit on the invisible honeypot link.",
-        "FIELD best-practice 1; mautic #9798",
-        honeypot_hit,
+        "FIELD (most effective first, 1); mautic #9798",
+        s.honeypot_hit,
         CLICKS,
     ),
     Rule(
         "useragent.automation",
+        M,
+        -6.0,
         "HTTP library, headless browser or empty user agent.",
-        "NS signals table (automation)",
-        ua_automation,
+        "NS signals table (automation); warmbly #569",
+        s.automation,
         FETCHES,
     ),
     Rule(
         "useragent.security_scanner",
-        "User agent of a link/attachment security scanner.",
-        "NS signals table (Barracuda Sentinel, Google-Safety, VirusTotal)",
-        ua_scanner,
+        M,
+        -6.0,
+        "User agent of a link or attachment scanner.",
+        "NS (Barracuda Sentinel, Google-Safety, VirusTotal)",
+        s.scanner_agent,
         FETCHES,
     ),
     Rule(
         "useragent.preview_bot",
-        "Chat/link-preview bot or crawler.",
-        "NS signals table (preview bots)",
-        ua_preview,
+        M,
+        -5.0,
+        "Chat link-preview bot or crawler.",
+        "NS (Slack, Teams, LinkedIn, ... preview bots)",
+        s.preview_agent,
         FETCHES,
     ),
+    # Proxies and prefetchers: know which fire on a real open and which do not.
     Rule(
         "network.apple_mpp",
-        "Apple MPP prefetch: 'Mozilla/5.0' from Private Relay egress.",
+        M,
+        -6.0,
+        "Apple MPP: 'Mozilla/5.0' from Private Relay egress.",
         "NS; uap-core #509; ClickDimensions adjusted opens",
-        apple_mpp,
+        s.apple_mpp,
         OPEN,
     ),
     Rule(
         "useragent.bare_mozilla",
-        "Bare 'Mozilla/5.0' user agent from a non-Apple address.",
+        M,
+        -1.5,
+        "Bare 'Mozilla/5.0' from a non-Apple address.",
         "NS (MPP row)",
-        bare_mozilla,
+        s.bare_mozilla,
         OPEN,
     ),
     Rule(
-        "useragent.gmail_prefetch",
-        "Gmail prefetch user agent.",
-        "NS; gmass false-opens; SparkPost is_prefetched",
-        gmail_prefetch,
-        OPEN,
-    ),
-    Rule(
-        "network.security_gateway",
-        "Address in Microsoft EOP or a mail-security vendor range.",
-        "NS (EOP ranges; gateway ASNs)",
-        security_gateway,
-        FETCHES,
-    ),
-    Rule(
-        "request.head", "HEAD request on a tracked URL.", "NS; Collie PR #50", head_request, FETCHES
-    ),
-    Rule(
-        "timing.within_seconds_of_send",
-        "First seconds after sending.",
-        "NS timing row; mautic #16263",
-        soon_after_send,
-        FETCHES,
-    ),
-    Rule(
-        "timing.before_send",
-        "Hit time before the send time (clock skew).",
-        "MailSignal",
-        before_send,
+        "useragent.prefetch",
+        M,
+        -5.0,
+        "Prefetcher user agent (Gmail prefetch, Office probe).",
+        "NS; gmass false opens; SparkPost is_prefetched",
+        s.prefetch_agent,
         FETCHES,
     ),
     Rule(
         "useragent.image_proxy_open",
+        H,
+        2.0,
         "Webmail image proxy that fires on a real open.",
         "NS (GoogleImageProxy, YahooMailProxy)",
-        image_proxy,
+        s.image_proxy,
         OPEN,
     ),
+    # Networks.
     Rule(
-        "useragent.person_client",
-        "Mail client or browser user agent.",
-        "NS (Outlook, Apple Mail, Thunderbird)",
-        mail_client,
+        "network.security_gateway",
+        M,
+        -4.0,
+        "Address of Microsoft EOP or a mail gateway.",
+        "NS (EOP ranges; gateway ASNs); warmbly scanner-networks",
+        s.security_gateway,
         FETCHES,
     ),
     Rule(
-        "network.private_relay_click",
-        "Click through iCloud Private Relay is a person.",
-        "NS (Private Relay on clicks)",
-        private_relay_click,
+        "network.cloud_click",
+        M,
+        -2.5,
+        "Click from a cloud or scanner-prone network.",
+        "NS (Microsoft on a click; cloud data centres); warmbly PR #412",
+        s.cloud_click,
         CLICKS,
     ),
     Rule(
+        "network.private_relay_click",
+        H,
+        0.5,
+        "A click through iCloud Private Relay.",
+        "NS (Private Relay on clicks)",
+        s.private_relay_click,
+        CLICKS,
+    ),
+    # Request shape and timing.
+    Rule(
+        "request.head",
+        M,
+        -4.0,
+        "HEAD request on a tracked URL.",
+        "NS; Collie PR #50",
+        s.head_request,
+        FETCHES,
+    ),
+    Rule(
+        "useragent.outdated_chrome",
+        M,
+        -1.5,
+        "Chrome many versions old (detonation sandbox).",
+        "NS (Safe Links row); opencollective #3656",
+        s.outdated_chrome,
+        FETCHES,
+    ),
+    Rule(
+        "timing.within_seconds_of_send",
+        M,
+        -3.0,
+        "First seconds after sending.",
+        "NS timing row; mautic #16263; Collie PR #50",
+        s.soon_after_send,
+        FETCHES,
+    ),
+    Rule(
+        "timing.before_send",
+        U,
+        0.0,
+        "Hit time before the send time (clock skew).",
+        "MailSignal",
+        s.before_send,
+        FETCHES,
+    ),
+    Rule(
+        "useragent.person_client",
+        H,
+        0.5,
+        "Mail client or current browser user agent.",
+        "NS (Outlook, Apple Mail, Thunderbird)",
+        s.person_client,
+        FETCHES,
+    ),
+    # Pass two: the recipient's timeline.
+    Rule(
         "honeypot.nearby",
+        M,
+        -5.0,
         "Within 10 s of a honeypot hit from the same address.",
         "mautic #9798",
-        near_honeypot,
+        p.near_honeypot,
         CLICKS,
         timeline=True,
     ),
     Rule(
         "burst.all_links",
-        "Several or all links clicked within seconds.",
+        M,
+        -4.0,
+        "Several or all links clicked within 3 seconds.",
         "FIELD (bursts); craft-campaign #546; Paminga",
-        link_burst,
+        p.link_burst,
         frozenset({EventKind.CLICK}),
         timeline=True,
     ),
     Rule(
+        "burst.many_addresses",
+        M,
+        -2.5,
+        "Three or more addresses within 30 seconds.",
+        "FIELD (bursts: >= 3 IPs in 30 s)",
+        p.many_addresses,
+        FETCHES,
+        timeline=True,
+    ),
+    Rule(
+        "repeat.proxy_refetch",
+        M,
+        -2.5,
+        "The same proxy fetched the pixel again in 10 min.",
+        "NS (repeated opens from one proxy); wordtothewise 2013",
+        p.proxy_refetch,
+        OPEN,
+        timeline=True,
+    ),
+    Rule(
         "corroboration.later_click",
+        H,
+        2.0,
         "A later human click confirms an open.",
         "FIELD (corroboration)",
-        click_confirms_open,
+        p.click_confirms_open,
+        OPEN,
+        timeline=True,
+    ),
+    Rule(
+        "corroboration.after_scanner_check",
+        H,
+        1.5,
+        "The person's click after a gateway check.",
+        "NS (time-of-click); resend #901",
+        p.after_scanner_check,
+        CLICKS,
+        timeline=True,
+    ),
+    Rule(
+        "forward.new_device",
+        F,
+        0.5,
+        "A person elsewhere, after the recipient read it.",
+        "NS (geography jump, weak)",
+        p.new_device,
+        FETCHES,
+        timeline=True,
+    ),
+    Rule(
+        "timing.no_click_after_7_days",
+        U,
+        -0.3,
+        "Open with no click after seven days.",
+        "FIELD (reliable signals are clicks and replies)",
+        p.no_click_week,
         OPEN,
         timeline=True,
     ),
 )
 RULE_IDS = frozenset(r.id for r in RULES)
+WEIGHTS = {r.id: r.weight for r in RULES}

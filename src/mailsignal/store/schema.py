@@ -126,6 +126,13 @@ def _party(name: str, key: str, title: str) -> Table:
         Column("followemail", Boolean, nullable=False, server_default=true()),
         Column("engagementscore", Float, nullable=False, server_default="0"),
         Column("engagementscoreupdatedon", UtcDateTime),
+        # Roll-ups of the trustworthy signal (MailSignal): counts of human events only.
+        Column("emailsfollowedcount", Integer, nullable=False, server_default="0"),
+        Column("humanopencount", Integer, nullable=False, server_default="0"),
+        Column("humanclickcount", Integer, nullable=False, server_default="0"),
+        Column("replycount", Integer, nullable=False, server_default="0"),
+        Column("humandownloadcount", Integer, nullable=False, server_default="0"),
+        Column("lasthumanengagementon", UtcDateTime),
         *_stamps(),
     )
 

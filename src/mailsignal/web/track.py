@@ -1,4 +1,4 @@
-"""The hot path: `/o/<token>.gif`, `/c/<token>`, as raw ASGI.
+"""The hot path: `/o/<token>.gif`, `/c/<token>`, `/a/<token>`, as raw ASGI.
 
 These are the only public, unauthenticated endpoints. Each request verifies its token,
 journals the hit (group commit, see store/journal.py) and only then answers. No
@@ -9,22 +9,29 @@ Rules this module keeps:
 - a bad token records nothing; the pixel still answers the GIF, a click answers a
   plain "link expired or invalid" page and never redirects;
 - a click redirects only to the URL signed into its own token, and only http(s);
+- a download streams only the file the token's attachment id names, found through its
+  sidecar on disk (store/files.py), never through the database;
 - nothing here answers 500: an unexpected error is logged and the normal answer sent;
 - the client address comes from X-Forwarded-For only when the peer is a trusted proxy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
+import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ..errors import TokenError
 from ..model import TokenKind
+from ..store.files import AttachmentFiles, AttachmentMeta
 from ..store.journal import JournalWriter
 from ..tokens import Signer
 
@@ -71,6 +78,14 @@ _INVALID_PAGE = (
     b"<p>This link has expired or is invalid.</p>\n"
 )
 _HONEYPOT_PAGE = b"<!doctype html><meta charset=utf-8><title>OK</title><p>OK</p>\n"
+_GONE_PAGE = (
+    b"<!doctype html><meta charset=utf-8><title>File no longer available</title>"
+    b"<p>This file is no longer available.</p>\n"
+)
+_MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]{1,64}/[a-z0-9!#$&^_.+-]{1,128}")
+_OCTETS = "application/octet-stream"
+# Big enough that a 30 MB file is ~120 sends, small enough to keep memory flat.
+_CHUNK = 256 * 1024
 
 
 def _html(status: int, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -88,6 +103,7 @@ def _html(status: int, body: bytes) -> tuple[int, list[tuple[bytes, bytes]], byt
 
 _INVALID = _html(404, _INVALID_PAGE)
 _HONEYPOT = _html(200, _HONEYPOT_PAGE)
+_GONE = _html(410, _GONE_PAGE)
 _NOT_ALLOWED = (405, [(b"allow", b"GET, HEAD"), (b"content-length", b"0")], b"")
 
 
@@ -128,11 +144,13 @@ class Tracker:
         journal: JournalWriter,
         client_address: ClientAddress,
         fallback: ASGIApp,
+        attachment_dir: Path | None = None,
     ) -> None:
         self.signer = signer
         self.journal = journal
         self.client_address = client_address
         self.fallback = fallback
+        self.files = AttachmentFiles(attachment_dir) if attachment_dir is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -142,6 +160,9 @@ class Tracker:
                 return
             if path.startswith("/c/"):
                 await self._click(scope, send, path[3:])
+                return
+            if path.startswith("/a/"):
+                await self._download(scope, send, path[3:])
                 return
         await self.fallback(scope, receive, send)
 
@@ -198,6 +219,61 @@ class Tracker:
         ]
         await _respond(send, 302, headers, b"")
 
+    async def _download(self, scope: Scope, send: Send, rest: str) -> None:
+        method = scope["method"]
+        if method not in ("GET", "HEAD"):
+            await _respond(send, *_NOT_ALLOWED)
+            return
+        token = rest.split("/", 1)[0]  # a trailing "/<file name>" is cosmetic
+        try:
+            claims = self.signer.verify(token, TokenKind.ATTACHMENT)
+        except TokenError:
+            await _respond(send, *_INVALID)
+            return
+        try:
+            found = await asyncio.to_thread(self._open_file, claims.link_id)
+        except Exception:
+            log.exception("attachment lookup failed")
+            found = None
+        if found is None:
+            await _respond(send, *_GONE)
+            return
+        meta, size, fh = found
+        try:
+            try:
+                # Recorded before a byte is sent: a download the journal lost never happened.
+                await self._record(scope, claims.kind, claims.delivery_id, claims.link_id)
+            except Exception:
+                log.exception("download hit failed")
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": _file_headers(meta, size)}
+            )
+            if method == "HEAD":
+                await send({"type": "http.response.body", "body": b""})
+                return
+            while True:
+                chunk = await asyncio.to_thread(fh.read, _CHUNK)
+                more = len(chunk) == _CHUNK
+                await send({"type": "http.response.body", "body": chunk, "more_body": more})
+                if not more:
+                    return
+        finally:
+            fh.close()
+
+    def _open_file(self, attachment_id: int | None) -> tuple[AttachmentMeta, int, Any] | None:
+        """The sidecar, the blob's size and an open handle on it; None when either is gone."""
+        if self.files is None or attachment_id is None:
+            return None
+        meta = self.files.read_meta(attachment_id)
+        if meta is None:
+            return None
+        try:
+            fh = self.files.blob_path(meta.sha256).open("rb")
+        except OSError:
+            return None
+        # The length sent is the file's own, so a damaged sidecar cannot break the response.
+        return meta, os.fstat(fh.fileno()).st_size, fh
+
     async def _record(
         self, scope: Scope, kind: TokenKind, delivery_id: int, link_id: int | None
     ) -> None:
@@ -222,6 +298,24 @@ class Tracker:
         )
         if not await self.journal.append(row):
             log.error("hit not journaled (delivery %s); answered anyway", delivery_id)
+
+
+def _file_headers(meta: AttachmentMeta, size: int) -> list[tuple[bytes, bytes]]:
+    fallback = meta.filename.encode("ascii", "replace").decode("ascii")
+    fallback = "".join("_" if c in '"\\' or not c.isprintable() else c for c in fallback)
+    encoded = quote(meta.filename, safe="")
+    disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+    ctype = meta.content_type if _MIME_TYPE.fullmatch(meta.content_type) else _OCTETS
+    return [
+        (b"content-type", ctype.encode("ascii")),
+        (b"content-length", str(size).encode()),
+        (b"content-disposition", disposition.encode("ascii")),
+        # The file comes from a stranger's mail: never render or sniff it on our origin.
+        (b"x-content-type-options", b"nosniff"),
+        (b"content-security-policy", b"sandbox"),
+        (b"cache-control", b"private, no-store"),
+        (b"x-robots-tag", b"noindex"),
+    ]
 
 
 def _location(url: str) -> bytes:

@@ -1,0 +1,289 @@
+"""Precision and recall of "a person engaged" on the labelled set, against three baselines.
+
+    .venv/bin/python bench/accuracy.py [--emails 5000] [--seed 20261127] [--examples 5]
+
+Runs the real pipeline in memory, recipient timeline by recipient timeline, as ingest
+does: `Pipeline.default().enrich` -> `Event` -> `classify_timeline(events, Context, RULES)`
+with default settings (honeypot off) and `now` = the end of the generated period.
+
+Positive class: an event caused by a person (ground truth `human` or `forward`; verdict
+`human` or `forward`; `unknown` counts as not a person, as the human counters do). An
+email is engaged when any of its events is. Baselines, on the same events:
+
+- every hit is a person (Dynamics 365, listmonk, Postal: raw counters);
+- the "1 < opencount < 20" view filter people put on raw counters: an email is engaged,
+  and all its events count, when its raw open count is in (1, 20);
+- an Apple-only MPP flag (SendGrid `sg_machine_open`): an open with UA exactly
+  "Mozilla/5.0" from an Apple egress address is a machine, everything else a person.
+
+Targets (issue #3): opens precision >= 0.95 at recall >= 0.90; clicks precision >= 0.97
+at recall >= 0.95; every baseline beaten by a clear margin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from evalset import SCENARIOS, SEED, EvalSet, Hit, generate
+
+from mailsignal.classify import RULES, VERSION, Context, Event, classify_timeline, disabled_rules
+from mailsignal.enrich import Pipeline
+from mailsignal.model import Classification, EventKind, Facts, RawHit, TokenKind, Verdict
+from mailsignal.settings import Settings
+
+PERSON = (Verdict.HUMAN, Verdict.FORWARD)
+KINDS = (("opens", EventKind.OPEN), ("clicks", EventKind.CLICK))
+TARGETS = {"opens": (0.95, 0.90), "clicks": (0.97, 0.95)}  # (precision, recall)
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """One hit with its facts, MailSignal's verdict and the rules that fired."""
+
+    email: int
+    hit: Hit
+    facts: Facts
+    result: Classification
+
+    @property
+    def truth_person(self) -> bool:
+        return self.hit.truth in PERSON
+
+    @property
+    def said_person(self) -> bool:
+        return self.result.verdict in PERSON
+
+    def fired(self) -> tuple[str, ...]:
+        return tuple(e.rule for e in self.result.fired)
+
+
+def classify_set(es: EvalSet, pipeline: Pipeline, settings: Settings) -> list[Scored]:
+    """Enrich and classify every recipient timeline of the set, the way ingest does."""
+    disabled = disabled_rules(settings.disabled_rules)
+    out: list[Scored] = []
+    for email in es.emails:
+        ctx = Context(
+            sent_at=email.sent_at,
+            link_count=email.links,
+            delivery_window_seconds=settings.delivery_window_seconds,
+            disabled=disabled,
+            now=es.now,
+        )
+        for r, rcpt in enumerate(email.recipients):
+            events: list[Event] = []
+            facts_of: list[Facts] = []
+            for h, hit in enumerate(rcpt.hits):
+                hit_id = f"e{email.number}r{r}h{h:04d}"
+                link_id = None if hit.link is None else email.number * 10 + hit.link
+                kind = TokenKind.OPEN if hit.kind is EventKind.OPEN else TokenKind.CLICK
+                raw = RawHit(hit_id, hit.at, kind, r, link_id, hit.ip, hit.user_agent, hit.method)
+                facts = pipeline.enrich(raw)
+                facts_of.append(facts)
+                events.append(
+                    Event(
+                        hit_id, hit.kind, hit.at, hit.ip, hit.user_agent, hit.method, facts, link_id
+                    )
+                )
+            # ingest orders a timeline by (time, hitid); the generator sorted by time.
+            order = sorted(range(len(events)), key=lambda i: (events[i].at, events[i].key))
+            events = [events[i] for i in order]
+            results = classify_timeline(events, ctx, RULES)
+            for i, result in zip(order, results, strict=True):
+                out.append(Scored(email.number, rcpt.hits[i], facts_of[i], result))
+    return out
+
+
+# --- methods: does this event count as a person? ------------------------------------------
+def _apple_mpp(s: Scored) -> bool:
+    labels = s.facts.get("net", {}).get("labels", ())
+    return (
+        s.hit.kind is EventKind.OPEN
+        and s.hit.user_agent == "Mozilla/5.0"
+        and "apple-private-relay" in labels
+    )
+
+
+Method = Callable[[Scored], bool]
+
+
+def methods(scored: Sequence[Scored]) -> dict[str, Method]:
+    opens: Counter[int] = Counter(s.email for s in scored if s.hit.kind is EventKind.OPEN)
+    return {
+        f"MailSignal {VERSION}": lambda s: s.said_person,
+        "every hit is a person": lambda s: True,
+        "1 < opencount < 20": lambda s: 1 < opens[s.email] < 20,
+        "Apple MPP flag only": lambda s: not _apple_mpp(s),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class PR:
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def score(pairs: Iterable[tuple[bool, bool]]) -> PR:
+    """(truth, predicted) pairs -> counts."""
+    c = Counter(pairs)
+    return PR(c[(True, True)], c[(False, True)], c[(True, False)])
+
+
+def evaluate(es: EvalSet, scored: Sequence[Scored]) -> dict[str, dict[str, PR]]:
+    """Per method: PR for opens, clicks and emails."""
+    by_email: dict[int, list[Scored]] = defaultdict(list)
+    for s in scored:
+        by_email[s.email].append(s)
+    table: dict[str, dict[str, PR]] = {}
+    for name, says in methods(scored).items():
+        row = {
+            label: score((s.truth_person, says(s)) for s in scored if s.hit.kind is kind)
+            for label, kind in KINDS
+        }
+        row["emails"] = score(
+            (e.engaged(), any(says(s) for s in by_email[e.number])) for e in es.emails
+        )
+        table[name] = row
+    return table
+
+
+# --- printing ------------------------------------------------------------------------
+def print_table(table: dict[str, dict[str, PR]]) -> None:
+    cols = ("opens", "clicks", "emails")
+    print(f"{'method':28}" + "".join(f"{c + ' P':>9}{c[0] + ' R':>7}{'F1':>6}" for c in cols))
+    for name, row in table.items():
+        cells = "".join(
+            f"{row[c].precision:9.3f}{row[c].recall:7.3f}{row[c].f1:6.3f}" for c in cols
+        )
+        print(f"{name:28}{cells}")
+
+
+def print_targets(table: dict[str, dict[str, PR]]) -> None:
+    ours_name = next(iter(table))
+    ours = table[ours_name]
+    for col, (p_min, r_min) in TARGETS.items():
+        pr = ours[col]
+        ok = pr.precision >= p_min and pr.recall >= r_min
+        print(
+            f"target {col}: precision {pr.precision:.3f} >= {p_min} at recall "
+            f"{pr.recall:.3f} >= {r_min}: {'PASS' if ok else 'FAIL'}"
+            f"  (tp {pr.tp}, fp {pr.fp}, fn {pr.fn})"
+        )
+    for name, row in list(table.items())[1:]:
+        diffs = ", ".join(
+            f"{c} F1 {ours[c].f1 - row[c].f1:+.3f} (P {ours[c].precision - row[c].precision:+.3f})"
+            for c in ("opens", "clicks", "emails")
+        )
+        print(f"vs {name}: {diffs}")
+
+
+def print_confusion(scored: Sequence[Scored]) -> None:
+    verdicts = [str(v) for v in Verdict]
+    for label, kind in KINDS:
+        c = Counter((str(s.hit.truth), str(s.result.verdict)) for s in scored if s.hit.kind is kind)
+        print(f"{label}: truth \\ verdict " + "".join(f"{v:>9}" for v in verdicts))
+        for truth in ("human", "forward", "machine"):
+            print(f"  {truth:24}" + "".join(f"{c[(truth, v)]:9}" for v in verdicts))
+
+
+def _signed(s: Scored) -> str:
+    return " ".join(f"{e.rule}({e.weight:+g})" for e in s.result.fired) or "(none: prior only)"
+
+
+def print_scenarios(scored: Sequence[Scored]) -> None:
+    """Per scenario: verdict counts, errors, and what fired on the wrong ones."""
+    groups: dict[str, list[Scored]] = defaultdict(list)
+    for s in scored:
+        groups[s.hit.scenario].append(s)
+    print(
+        f"{'scenario':26}{'truth':>8}{'n':>7}{'human':>7}{'fwd':>6}{'machine':>8}{'unkn':>6}"
+        f"{'wrong':>7}  top rule sets on the wrong ones"
+    )
+    for name in sorted(groups, key=lambda n: (SCENARIOS[n][0] is Verdict.MACHINE, n)):
+        rows = groups[name]
+        v = Counter(s.result.verdict for s in rows)
+        wrong = [s for s in rows if s.truth_person != s.said_person]
+        top = Counter(_signed(s) for s in wrong).most_common(2)
+        why = "; ".join(f"{n}x {rules}" for rules, n in top)
+        print(
+            f"{name:26}{SCENARIOS[name][0]!s:>8}{len(rows):7}{v[Verdict.HUMAN]:7}"
+            f"{v[Verdict.FORWARD]:6}{v[Verdict.MACHINE]:8}{v[Verdict.UNKNOWN]:6}"
+            f"{len(wrong) / len(rows):7.1%}  {why}"
+        )
+
+
+def print_examples(scored: Sequence[Scored], per_scenario: int) -> None:
+    seen: Counter[str] = Counter()
+    for s in scored:
+        if s.truth_person == s.said_person or seen[s.hit.scenario] >= per_scenario:
+            continue
+        seen[s.hit.scenario] += 1
+        h = s.hit
+        print(
+            f"- {h.scenario} {h.kind.name.lower()} {h.method} {h.ip} {h.user_agent[:70]!r} "
+            f"-> {s.result.verdict} ({s.result.confidence}): {_signed(s)}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--emails", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--examples", type=int, default=0, help="wrong events to show per scenario")
+    args = parser.parse_args(argv)
+
+    settings = Settings.model_construct()  # defaults only: no env, no TOML file
+    t0 = time.perf_counter()
+    es = generate(args.emails, args.seed)
+    pipeline = Pipeline.default()
+    t1 = time.perf_counter()
+    scored = classify_set(es, pipeline, settings)
+    t2 = time.perf_counter()
+    rcpts = [r for e in es.emails for r in e.recipients]
+    hidden = sum(1 for r in rcpts if r.read and not any(h.truth is Verdict.HUMAN for h in r.hits))
+    print(
+        f"eval set seed {es.seed}: {len(es.emails)} emails, {len(rcpts)} recipients, "
+        f"{len(scored)} events; generated + loaded in {t1 - t0:.1f} s, classified in "
+        f"{t2 - t1:.1f} s"
+    )
+    print(
+        f"settings: defaults (honeypot {settings.honeypot}, delivery_window_seconds "
+        f"{settings.delivery_window_seconds:g}, disabled_rules {settings.disabled_rules}); "
+        f"now = {es.now:%Y-%m-%d %H:%M} UTC"
+    )
+    print(
+        f"recipients who read it but left no person event (MPP cache, images off): {hidden} "
+        f"of {sum(r.read for r in rcpts)} readers; no method can see them\n"
+    )
+    table = evaluate(es, scored)
+    print_table(table)
+    print()
+    print_targets(table)
+    print()
+    print_confusion(scored)
+    print()
+    print_scenarios(scored)
+    if args.examples:
+        print()
+        print_examples(scored, args.examples)
+
+
+if __name__ == "__main__":
+    main()

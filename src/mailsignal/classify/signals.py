@@ -1,0 +1,169 @@
+"""Rules that read one event's own facts: its user agent, network, method and timing.
+
+Each check returns the sentence a rep reads in the reasons, or None when it does not
+fire. Facts come from the enrichers (`ua`, `net` namespaces; see enrich/).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ..model import EventKind
+from .base import Context, Event, Timeline
+
+# Networks whose fetches happen on delivery, whoever reads the mail.
+GATEWAYS = frozenset({"microsoft-eop", "security-gateway"})
+# Networks where a click is more often a scanner than a person (warmbly scopes these to
+# clicks; a person's open from them is usually a webmail proxy, so opens are exempt).
+CLICK_SCANNER_NETS = frozenset({"scanner-clicks-only", "datacenter"})
+
+
+def category(ev: Event) -> str:
+    return str(ev.fact("ua", "category", "unknown"))
+
+
+def family(ev: Event) -> str:
+    return str(ev.fact("ua", "family") or ev.user_agent[:60] or "(none)")
+
+
+def automation(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if ev.fact("ua", "empty"):
+        return "Sent with no user agent at all: scripts do that, mail clients never do."
+    if category(ev) == "automation":
+        return f"User agent {family(ev)} is an HTTP library or headless browser, not a mail client."
+    return None
+
+
+def scanner_agent(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if category(ev) == "security-scanner":
+        return f"User agent {family(ev)} is a security scanner checking the link."
+    return None
+
+
+def preview_agent(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if category(ev) in ("preview-bot", "crawler"):
+        return (
+            f"User agent {family(ev)} fetches link previews or crawls; the link was "
+            "probably pasted into a chat or forwarded."
+        )
+    return None
+
+
+def apple_mpp(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if ev.fact("ua", "bare_mozilla") and "apple-private-relay" in ev.labels():
+        return (
+            "Apple Mail Privacy Protection: user agent exactly 'Mozilla/5.0' from an "
+            "iCloud Private Relay egress address fetches the pixel on delivery, whether "
+            "or not anyone reads the mail."
+        )
+    return None
+
+
+def bare_mozilla(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if ev.fact("ua", "bare_mozilla") and "apple-private-relay" not in ev.labels():
+        return (
+            "User agent is exactly 'Mozilla/5.0', as proxies send; the address is not "
+            "Apple's, so this is weaker than the Apple MPP rule."
+        )
+    return None
+
+
+def prefetch_agent(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if category(ev) == "prefetcher" and not ev.fact("ua", "bare_mozilla"):
+        return (
+            f"User agent {family(ev)} prefetches: images or links fetched before anyone "
+            "reads (Gmail prefetch, Office link probe)."
+        )
+    return None
+
+
+def image_proxy(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if category(ev) == "image-proxy":
+        return (
+            f"{family(ev)} is a webmail image proxy: it fetches the pixel when a person "
+            "opens the mail (it hides their device and place)."
+        )
+    return None
+
+
+def person_client(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if category(ev) in ("mail-client", "browser") and not ev.fact("ua", "outdated_chrome"):
+        return f"User agent {family(ev)} is a mail client or browser a person uses."
+    return None
+
+
+def outdated_chrome(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if ev.fact("ua", "outdated_chrome"):
+        return (
+            f"Chrome {ev.fact('ua', 'major')} is many versions old, as sandboxed link "
+            "detonation (Safe Links) reports; people's browsers update themselves."
+        )
+    return None
+
+
+def private_relay_click(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if ev.kind is not EventKind.OPEN and "apple-private-relay" in ev.labels():
+        return (
+            "A click through iCloud Private Relay: a person browsing with iCloud+, not "
+            "Mail Privacy Protection (which only fetches images)."
+        )
+    return None
+
+
+def security_gateway(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if ev.labels() & GATEWAYS:
+        owner = ev.fact("net", "owner") or "a mail security gateway"
+        return (
+            f"Address belongs to {owner}, whose filters fetch images and follow links at "
+            "delivery time."
+        )
+    return None
+
+
+def cloud_click(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    labels = ev.labels()
+    if ev.kind is EventKind.OPEN or labels & GATEWAYS or "apple-private-relay" in labels:
+        return None
+    if labels & CLICK_SCANNER_NETS:
+        owner = ev.fact("net", "owner") or "a cloud provider"
+        return (
+            f"Click from {owner}'s network: link scanners (Safe Links, sandboxes) run "
+            "there, while a person's click comes from their own connection."
+        )
+    return None
+
+
+def head_request(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if ev.method == "HEAD":
+        return (
+            "HEAD request: something checked the URL without loading it; browsers and "
+            "mail clients send GET."
+        )
+    return None
+
+
+def soon_after_send(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | None:
+    if ctx.sent_at is None:
+        return None
+    delta = (ev.at - ctx.sent_at).total_seconds()
+    if 0 <= delta < ctx.delivery_window_seconds:
+        return (
+            f"{delta:.1f} s after sending (window {ctx.delivery_window_seconds:g} s): faster "
+            "than a person reads, as scanners and prefetchers do on delivery."
+        )
+    return None
+
+
+def before_send(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | None:
+    if ctx.sent_at is not None and ev.at < ctx.sent_at - timedelta(minutes=2):
+        return (
+            "Recorded before the email's send time: a clock is skewed or the send time "
+            "given was wrong; timing rules cannot be trusted for this event."
+        )
+    return None
+
+
+def honeypot_hit(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if ev.honeypot:
+        return "Followed the invisible honeypot link, which no person can see."
+    return None

@@ -1,0 +1,60 @@
+"""Who runs a query, and the row-level rule the compiler adds for them (issue 5).
+
+The rule, applied to every table the query touches (the fetched entity, each joined
+or semi-joined link-entity, and each any/all subquery), so no link can reach around it:
+
+| entity                                        | a rep (non-admin) reads            |
+|-----------------------------------------------|------------------------------------|
+| email                                         | rows whose `ownerid` is the rep    |
+| interactionforemail                           | rows whose email the rep owns      |
+| systemuser, usersettings                      | the rep's own row                  |
+| contact, lead, account, organization          | every row (shared sales data)      |
+
+An admin reads every row. On an outer join the rule sits in the ON clause, so a row the
+caller may not see comes back as an empty (null) link, never as data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, FromClause, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..errors import NotFoundError
+from ..store.schema import email, systemuser, usersettings
+from .catalog import EntityInfo
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The user a query runs for. `time_zone` is an IANA name (usersettings.timezonename)."""
+
+    user_id: uuid.UUID
+    is_admin: bool
+    time_zone: str = "UTC"
+
+
+def row_filter(entity: EntityInfo, table: FromClause, caller: Caller) -> ColumnElement[bool] | None:
+    """The predicate limiting `table` (an alias of `entity`) to rows `caller` may read."""
+    if caller.is_admin or entity.owner == "everyone":
+        return None
+    if entity.owner == "owner":
+        return table.c.ownerid == caller.user_id
+    if entity.owner == "self":
+        return table.c.systemuserid == caller.user_id
+    owned = select(email.c.activityid).where(email.c.ownerid == caller.user_id)
+    return table.c.emailactivityid.in_(owned)
+
+
+def load_caller(conn: Connection, user_id: uuid.UUID) -> Caller:
+    """The `Caller` for a stored user: admin from `accessrole`, zone from usersettings."""
+    row = conn.execute(
+        select(systemuser.c.accessrole, usersettings.c.timezonename)
+        .select_from(systemuser.outerjoin(usersettings))
+        .where(systemuser.c.systemuserid == user_id)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"systemuser With Id = {user_id} Does Not Exist")
+    return Caller(user_id, row.accessrole == "admin", row.timezonename or "UTC")

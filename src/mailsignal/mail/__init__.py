@@ -1,0 +1,1 @@
+"""Mail edges: reply classification (`replies`, pure), IMAP sync (`imap`, `sync`) and CLI."""

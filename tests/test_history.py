@@ -1,0 +1,222 @@
+"""Imports and exports, on SQLite and PostgreSQL: streaming, idempotent, bad lines named."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from conftest import cli
+from helpers import OUTLOOK, add_rep, tracked_urls
+from mailsignal.history import export_events, import_emails, import_hits
+from mailsignal.settings import Settings, load_keyring
+from mailsignal.store import repo
+from mailsignal.tokens import Signer
+
+SENT = datetime.now(UTC) - timedelta(days=3)
+HTML = '<p>See <a href="https://example.com/pricing">pricing</a> and <a href="https://example.com/demo">demo</a></p>'
+
+
+def _signer(settings: Settings) -> Signer:
+    return Signer(*load_keyring(settings.secret_file))
+
+
+def _emails_jsonl() -> list[str]:
+    good = {
+        "sender": "rep@northwind.test",
+        "recipients": ["dana@contoso.test"],
+        "subject": "Pricing",
+        "html": HTML,
+        "sent_at": SENT.isoformat(),
+        "message_id": "<hist-1@northwind.test>",
+    }
+    second = {
+        **good,
+        "recipients": ["lee@fabrikam.test", "sam@adatum.test"],
+        "message_id": "<hist-2@northwind.test>",
+        "text": "Plain https://example.com/x",
+    }
+    return [
+        json.dumps(good),
+        "{not json",
+        json.dumps({"recipients": ["a@b.test"]}),
+        json.dumps(second),
+        "",
+    ]
+
+
+def _import(engine: Engine, settings: Settings) -> tuple[object, list[dict[str, object]]]:
+    with engine.begin() as conn:
+        add_rep(conn)
+    out = io.StringIO()
+    summary = import_emails(engine, _signer(settings), settings, _emails_jsonl(), out)
+    return summary, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_import_emails_reports_bad_lines_and_is_idempotent(
+    engine: Engine, settings: Settings
+) -> None:
+    summary, copies = _import(engine, settings)
+    assert (summary.imported, summary.duplicates) == (2, 0)  # type: ignore[attr-defined]
+    assert summary.errors[0].startswith("line 2: not JSON")  # type: ignore[attr-defined]
+    assert summary.errors[1] == "line 3: sender is required"  # type: ignore[attr-defined]
+    assert [c["recipient"] for c in copies] == [
+        "dana@contoso.test",
+        "lee@fabrikam.test",
+        "sam@adatum.test",
+    ]
+    assert all(tracked_urls(str(c["mime"])) for c in copies)
+    again = import_emails(engine, _signer(settings), settings, _emails_jsonl(), io.StringIO())
+    assert (again.imported, again.duplicates) == (0, 2)
+
+
+def _hit_lines(copies: list[dict[str, object]]) -> tuple[list[str], str]:
+    urls = tracked_urls(str(copies[0]["mime"]))
+    pixel = next(u for u in urls if u.endswith(".gif"))
+    click = next(u for u in urls if "/c/" in u)
+    t = SENT + timedelta(hours=2)
+    lines = [
+        json.dumps(
+            {
+                "time": t.isoformat(),
+                "url": pixel,
+                "ip": "2001:db8::7",
+                "user_agent": OUTLOOK,
+                "external_id": "evt-1",
+            }
+        ),
+        json.dumps(
+            {
+                "time": (t + timedelta(minutes=1)).isoformat(),
+                "url": click,
+                "ip": "198.51.100.9",
+                "user_agent": OUTLOOK,
+                "external_id": "evt-2",
+            }
+        ),
+        json.dumps(
+            {
+                "time": (SENT - timedelta(hours=1)).isoformat(),
+                "url": pixel,
+                "ip": "198.51.100.9",
+                "external_id": "evt-skew",
+            }
+        ),  # no UA, before send
+        json.dumps({"time": t.isoformat(), "url": pixel.replace("/o/", "/o/x"), "ip": "1.2.3.4"}),
+        json.dumps({"time": "yesterday", "url": pixel}),
+        "this is not json",
+    ]
+    return lines, pixel
+
+
+def test_import_hits_jsonl(engine: Engine, settings: Settings) -> None:
+    _summary, copies = _import(engine, settings)
+    lines, _pixel = _hit_lines(copies)
+    summary = import_hits(engine, _signer(settings), settings, lines)
+    assert (summary.imported, summary.duplicates) == (3, 0)
+    assert [e.split(":")[0] for e in summary.errors] == ["line 4", "line 5", "line 6"]
+    assert "token not valid" in summary.errors[0]
+    assert "not ISO 8601" in summary.errors[1]
+    again = import_hits(engine, _signer(settings), settings, lines)
+    assert (again.imported, again.duplicates) == (0, 3)
+    with engine.connect() as conn:
+        events = repo.list_events(conn, uuid.UUID(str(copies[0]["activityid"])))
+    skew = next(e for e in events if e["externalid"] == "evt-skew")
+    assert "timing.before_send" in [r["rule"] for r in skew["reasons"]["fired"]]
+    assert skew["interactionuseragent"] == ""
+    assert {e["ipaddress"] for e in events} >= {"2001:db8::7"}
+
+
+def test_import_combined_log(engine: Engine, settings: Settings) -> None:
+    _summary, copies = _import(engine, settings)
+    urls = tracked_urls(str(copies[0]["mime"]))
+    pixel_path = next(u for u in urls if u.endswith(".gif")).split("track.test")[-1]
+    click_path = next(u for u in urls if "/c/" in u).split("track.test")[-1]
+    when = (SENT + timedelta(hours=5)).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    line = f'203.0.113.5 - - [{when}] "GET {pixel_path} HTTP/1.1" 200 43 "-" "{OUTLOOK}"'
+    lines = [
+        line,
+        line,  # two identical hits in the same second are two hits
+        f'203.0.113.5 - - [{when}] "GET {click_path} HTTP/2.0" 302 0 "-" "-"',
+        "garbage that is not a log line",
+        f'203.0.113.5 - - [{when}] "GET /favicon.ico HTTP/1.1" 404 0 "-" "x"',
+    ]
+    summary = import_hits(engine, _signer(settings), settings, lines, "combined")
+    assert summary.imported == 3 and len(summary.errors) == 2
+    assert summary.errors[0].startswith("line 4: not a combined")
+    assert "not a MailSignal tracking URL" in summary.errors[1]
+    assert import_hits(engine, _signer(settings), settings, lines, "combined").imported == 0
+
+
+def test_export_jsonl_and_csv(engine: Engine, settings: Settings) -> None:
+    _summary, copies = _import(engine, settings)
+    lines, _ = _hit_lines(copies)
+    import_hits(engine, _signer(settings), settings, lines[:3])
+    buf = io.StringIO()
+    assert export_events(engine, buf, "jsonl") == 3
+    records = [json.loads(x) for x in buf.getvalue().splitlines()]
+    assert {r["externalid"] for r in records} == {"evt-1", "evt-2", "evt-skew"}
+    assert all(r["verdict"] in ("human", "machine", "unknown", "forward") for r in records)
+    assert all("fired" in r["reasons"] for r in records)
+    buf = io.StringIO()
+    export_events(engine, buf, "csv")
+    rows = list(csv.DictReader(io.StringIO(buf.getvalue())))
+    assert len(rows) == 3 and rows[0]["interactiontype"] in ("open", "click")
+
+
+def test_cli_import_recompute_report(settings: Settings, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "MAILSIGNAL_DATA_DIR": str(settings.data_dir),
+        "MAILSIGNAL_DATABASE_URL": settings.db_url,
+        "MAILSIGNAL_BASE_URL": "http://track.test",
+        "MAILSIGNAL_NOISE_OPEN_THRESHOLD": "2",
+    }
+    cli(env, "users", "add", "rep@northwind.test", "--opt-in")
+    emails = tmp_path / "emails.jsonl"
+    emails.write_text("\n".join(_emails_jsonl()))
+    result = cli(env, "import", "emails", str(emails), "--out", str(tmp_path / "copies.jsonl"))
+    assert "2 imported" in result.stdout and "line 2: not JSON" in result.stderr
+    copies = [json.loads(x) for x in (tmp_path / "copies.jsonl").read_text().splitlines()]
+    lines, pixel = _hit_lines(copies)
+    extra = [
+        json.dumps(
+            {
+                "time": (SENT + timedelta(hours=9, seconds=i)).isoformat(),
+                "url": pixel,
+                "ip": "40.107.22.51",
+                "user_agent": "Mozilla/5.0",
+            }
+        )
+        for i in range(3)
+    ]
+    hits = tmp_path / "hits.jsonl"
+    hits.write_text("\n".join(lines + extra) + "\n")
+    result = cli(env, "import", "hits", str(hits))
+    assert "6 imported" in result.stdout and "line 4" in result.stderr
+    assert "recomputed" in cli(env, "classify", "--recompute").stdout
+    assert "verdicts changed" in cli(env, "classify", "--sweep").stdout
+    report = cli(env, "report", "noise").stdout
+    assert "Pricing" in report and "1 emails over 2 raw opens" in report
+    out = tmp_path / "events.csv"
+    cli(env, "export", "events", "--format", "csv", "--out", str(out))
+    assert len(out.read_text().splitlines()) == 7
+    bad = cli(env, "import", "hits", str(tmp_path / "missing.jsonl"), check=False)
+    assert bad.returncode == 2 and "no such file" in bad.stderr
+
+
+@pytest.mark.parametrize("fmt", ["xml"])
+def test_unknown_formats(engine: Engine, settings: Settings, fmt: str) -> None:
+    from mailsignal.errors import InputError
+
+    with pytest.raises(InputError):
+        export_events(engine, io.StringIO(), fmt)
+    with pytest.raises(InputError):
+        import_hits(engine, _signer(settings), settings, [], fmt)
