@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from evalset import SCENARIOS, SEED, EvalSet, Hit, generate
 
 from mailsignal.classify import RULES, VERSION, Context, Event, classify_timeline, disabled_rules
+from mailsignal.classify.base import PRIOR, UNKNOWN_MARGIN
 from mailsignal.enrich import Pipeline
 from mailsignal.model import Classification, EventKind, Facts, RawHit, TokenKind, Verdict
 from mailsignal.settings import Settings
@@ -194,6 +195,51 @@ def print_targets(table: dict[str, dict[str, PR]]) -> None:
         print(f"vs {name}: {diffs}")
 
 
+def print_costs(scored: Sequence[Scored], top: int = 4) -> None:
+    """Which scenarios cost MailSignal precision (false persons) and recall (missed ones),
+    and the figure without that scenario's events: how sensitive the result is to it."""
+    for label, kind in KINDS:
+        events = [s for s in scored if s.hit.kind is kind]
+        total = score((s.truth_person, s.said_person) for s in events)
+        fp = Counter(s.hit.scenario for s in events if s.said_person and not s.truth_person)
+        fn = Counter(s.hit.scenario for s in events if s.truth_person and not s.said_person)
+        for what, counts in (("false persons", fp), ("missed persons", fn)):
+            parts = []
+            for name, n in counts.most_common(top):
+                rest = score(
+                    (s.truth_person, s.said_person) for s in events if s.hit.scenario != name
+                )
+                parts.append(f"{name} {n} (without: P {rest.precision:.3f} R {rest.recall:.3f})")
+            print(
+                f"{label} {what} ({sum(counts.values())} of {total.tp + total.fp + total.fn} "
+                f"scored): " + ("; ".join(parts) or "none")
+            )
+
+
+def print_rule_impact(scored: Sequence[Scored]) -> None:
+    """Per rule: events it fired on, and where it was decisive (taking its weight out of
+    the final sum flips person / not person; other evidence held fixed)."""
+    stats: dict[str, Counter[str]] = defaultdict(Counter)
+    for s in scored:
+        logit = PRIOR[s.hit.kind] + sum(e.weight for e in s.result.fired)
+        person_now = logit >= UNKNOWN_MARGIN
+        for e in s.result.fired:
+            c = stats[e.rule]
+            c["person" if s.truth_person else "machine"] += 1
+            if person_now != (logit - e.weight >= UNKNOWN_MARGIN):
+                c["helped" if person_now == s.truth_person else "hurt"] += 1
+    print(
+        f"{'rule':36}{'weight':>7}{'on persons':>11}{'on machines':>12}{'decisive: right':>17}"
+        f"{'wrong':>7}"
+    )
+    for rule in RULES:
+        c = stats.get(rule.id, Counter())
+        print(
+            f"{rule.id:36}{rule.weight:7g}{c['person']:11}{c['machine']:12}{c['helped']:17}"
+            f"{c['hurt']:7}"
+        )
+
+
 def print_confusion(scored: Sequence[Scored]) -> None:
     verdicts = [str(v) for v in Verdict]
     for label, kind in KINDS:
@@ -247,9 +293,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--emails", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--examples", type=int, default=0, help="wrong events to show per scenario")
+    parser.add_argument(
+        "--disable", action="append", default=[], help="rule id to switch off (disabled_rules)"
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="also repeat MailSignal's row over this many seeds"
+    )
     args = parser.parse_args(argv)
 
-    settings = Settings.model_construct()  # defaults only: no env, no TOML file
+    # Defaults only: no environment, no TOML file.
+    settings = Settings.model_construct(disabled_rules=args.disable)
     t0 = time.perf_counter()
     es = generate(args.emails, args.seed)
     pipeline = Pipeline.default()
@@ -277,12 +330,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     print()
     print_targets(table)
     print()
+    print_costs(scored)
+    print()
     print_confusion(scored)
+    print()
+    print_rule_impact(scored)
     print()
     print_scenarios(scored)
     if args.examples:
         print()
         print_examples(scored, args.examples)
+    if args.seeds > 1:
+        print(f"\nMailSignal over {args.seeds} seeds (sampling spread, same mixture):")
+        for seed in range(args.seeds):
+            other = generate(args.emails, args.seed + seed)
+            row = next(iter(evaluate(other, classify_set(other, pipeline, settings)).values()))
+            cells = "  ".join(
+                f"{c} P {row[c].precision:.3f} R {row[c].recall:.3f}"
+                for c in ("opens", "clicks", "emails")
+            )
+            print(f"  seed {args.seed + seed}: {cells}")
 
 
 if __name__ == "__main__":

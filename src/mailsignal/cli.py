@@ -19,6 +19,8 @@ from sqlalchemy import func, select
 
 from . import __version__, instrument, outgoing
 from .errors import InputError, MailSignalError, NotFoundError
+from .mail.cli_mail import import_mail, mailbox_app, sync_replies
+from .mail.cli_relay import outbound_app, relay
 from .settings import Settings, create_secret, load_keyring, load_settings, rotate_secret
 from .store import repo
 from .store.db import is_initialised, make_engine, migrate
@@ -48,6 +50,11 @@ app.add_typer(data_app, name="data")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(report_app, name="report")
+app.command("relay")(relay)
+app.add_typer(mailbox_app, name="mailbox")
+app.command("sync-replies")(sync_replies)
+import_app.command("mail")(import_mail)
+app.add_typer(outbound_app, name="outbound")
 
 # Wide enough for ids when piped (Rich would otherwise assume 80 columns and fold them).
 out = Console(width=None if sys.stdout.isatty() else 160)

@@ -135,13 +135,25 @@ def track(
     )
     links = instrument.extract_links(msg)
     link_ids: dict[str, int] = {}
-    for position, link in enumerate(links):
-        result = conn.execute(
-            insert(trackedlink).values(
-                emailactivityid=activity_id, position=position, url=link.url, text=link.text[:200]
-            )
+    if links:
+        # One statement for all links (a sales email has dozens): RETURNING in parameter
+        # order gives each its id on SQLite and PostgreSQL alike.
+        inserted = conn.execute(
+            insert(trackedlink).returning(
+                trackedlink.c.linkid, trackedlink.c.position, sort_by_parameter_order=True
+            ),
+            [
+                {
+                    "emailactivityid": activity_id,
+                    "position": position,
+                    "url": link.url,
+                    "text": link.text[:200],
+                }
+                for position, link in enumerate(links)
+            ],
         )
-        link_ids[link.url] = _new_id(result)
+        for link_id, position in inserted:
+            link_ids[links[position].url] = int(link_id)
     honeypot_link: int | None = None
     if honeypot and any(d.tracked for _a, d, _p in decisions):
         result = conn.execute(

@@ -14,67 +14,16 @@ from typing import NoReturn
 
 from ..errors import FetchXmlParseError
 from . import ast, codes
+from .grammar import (
+    ALIAS,
+    ATTRS,
+    BOOL_CODES,
+    BOOLEANS,
+    CHILDREN,
+    FILTER_JOIN_TYPES,
+    JOIN_TYPES,
+)
 from .xmlread import Node, excerpt, read
-
-# Per element: attributes we read, plus those accepted and ignored (views carry them).
-_ATTRS: dict[str, frozenset[str]] = {
-    "fetch": frozenset(
-        "version count page paging-cookie utc-offset aggregate distinct top mapping "
-        "min-active-row-version output-format returntotalrecordcount no-lock latematerialize "
-        "useraworderby aggregatelimit options datasource".split()
-    ),
-    "entity": frozenset("name enableprefiltering prefilterparametername".split()),
-    "attribute": frozenset(
-        "name build addedby alias aggregate groupby dategrouping usertimezone distinct "
-        "rowaggregate".split()
-    ),
-    "all-attributes": frozenset(),
-    "order": frozenset("attribute alias descending entityname".split()),
-    "filter": frozenset(
-        "type isquickfindfields overridequickfindrecordlimitenabled "
-        "overridequickfindrecordlimitdisabled hint bypassquickfind".split()
-    ),
-    "condition": frozenset(
-        "column attribute entityname operator value valueof aggregate alias uiname uitype "
-        "uihidden rowaggregate".split()
-    ),
-    "link-entity": frozenset(
-        "name to from alias link-type visible intersect enableprefiltering "
-        "prefilterparametername".split()
-    ),
-    "value": frozenset("uiname uitype".split()),
-}
-# Per element: children allowed.
-_CHILDREN: dict[str, frozenset[str]] = {
-    "fetch": frozenset({"entity"}),
-    "entity": frozenset({"attribute", "all-attributes", "order", "filter", "link-entity"}),
-    "link-entity": frozenset({"attribute", "all-attributes", "order", "filter", "link-entity"}),
-    "filter": frozenset({"condition", "filter", "link-entity"}),
-    "condition": frozenset({"value"}),
-}
-# Booleans and the code Dataverse answers when one is misspelt (others: InvalidArgument).
-_BOOL_CODES = {
-    "distinct": codes.INVALID_DISTINCT,
-    "no-lock": codes.INVALID_NO_LOCK,
-    "descending": codes.INVALID_DESCENDING,
-    "aggregate": codes.INVALID_AGGREGATE,
-}
-_BOOLEANS = {
-    "fetch": (
-        "distinct",
-        "no-lock",
-        "aggregate",
-        "returntotalrecordcount",
-        "latematerialize",
-        "useraworderby",
-    ),
-    "attribute": ("groupby", "distinct", "usertimezone"),
-    "order": ("descending",),
-    "link-entity": ("intersect", "visible"),
-}
-JOIN_TYPES = ("inner", "outer", "exists", "in", "matchfirstrowusingcrossapply")
-FILTER_JOIN_TYPES = ("any", "not any", "all", "not all")
-ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}\Z")
 
 
 class _Parser:
@@ -95,20 +44,20 @@ class _Parser:
 
     def check(self, node: Node, parent: str | None) -> None:
         """Element and attribute names, then booleans; recurses over the whole tree."""
-        if node.tag not in _ATTRS:
+        if node.tag not in ATTRS:
             self.fail(node, f"'{node.tag}' is not a FetchXML element.", codes.INVALID_NODE)
-        if parent is not None and node.tag not in _CHILDREN.get(parent, frozenset()):
+        if parent is not None and node.tag not in CHILDREN.get(parent, frozenset()):
             self.fail(node, f"<{node.tag}> is not allowed inside <{parent}>.", codes.INVALID_NODE)
         for name in node.attrs:
-            if name not in _ATTRS[node.tag]:
+            if name not in ATTRS[node.tag]:
                 self.fail(node, f"Invalid XML. The '{name}' attribute is not declared.")
-        for name in _BOOLEANS.get(node.tag, ()):
+        for name in BOOLEANS.get(node.tag, ()):
             raw = node.attrs.get(name)
             if raw is not None and raw.strip() not in ("true", "false", "1", "0"):
                 self.fail(
                     node,
                     f"Invalid value '{raw}' for '{name}': use true, false, 1 or 0.",
-                    _BOOL_CODES.get(name, codes.INVALID_ARGUMENT),
+                    BOOL_CODES.get(name, codes.INVALID_ARGUMENT),
                 )
         if node.tag != "value" and node.text.strip():
             self.fail(node, f"Invalid XML. <{node.tag}> cannot hold text.")
@@ -252,7 +201,7 @@ class _Parser:
 
     def condition(self, node: Node) -> ast.Condition:
         self.conditions += 1
-        attribute = node.attrs.get("attribute") or node.attrs.get("column") or ""
+        attribute = node.attrs.get("attribute", "")
         if not attribute.strip():
             self.fail(node, "Invalid XML. <condition> requires the 'attribute' attribute.")
         return ast.Condition(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import FromClause, func
+from sqlalchemy import FromClause, collate, func
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..errors import FetchXmlError, FetchXmlQueryError
@@ -70,12 +70,14 @@ class Context:
     def resolve(self, alias: str, pos: ast.Pos, element: str, code: str) -> Bound:
         bound = self.scope.get(alias)
         if bound is None:
-            self.fail(f"The alias '{alias}' does not name a joined link-entity.", code, pos, element)
+            self.fail(
+                f"The alias '{alias}' does not name a joined link-entity.", code, pos, element
+            )
         return bound
 
     def column(
         self, bound: Bound, name: str, pos: ast.Pos, element: str
-    ) -> tuple[ColumnElement[object], AttributeInfo]:
+    ) -> tuple[ColumnElement[Any], AttributeInfo]:
         """The SQL column and catalog info of `bound.name`, or Dataverse's 0x80041103."""
         info = bound.entity.attribute(name)
         if info is None:
@@ -88,14 +90,14 @@ class Context:
             )
         return bound.table.c[name], info
 
-    def fold(self, expr: ColumnElement[object]) -> ColumnElement[object]:
+    def fold(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
         """Case-folded string for equality: lower() (ASCII-only on SQLite)."""
         return func.lower(expr)
 
-    def sort_key(self, expr: ColumnElement[object], kind: str) -> ColumnElement[object]:
+    def sort_key(self, expr: ColumnElement[Any], kind: str) -> ColumnElement[Any]:
         """The expression strings sort and compare by: folded, and byte order on PostgreSQL
         (COLLATE "C") so both backends agree whatever the database's locale."""
         if kind != "string":
             return expr
         folded = func.lower(expr)
-        return folded.collate("C") if self.dialect == "postgresql" else folded
+        return collate(folded, "C") if self.dialect == "postgresql" else folded

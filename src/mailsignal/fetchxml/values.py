@@ -23,7 +23,9 @@ _FLOAT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*\Z")
 _DATE = re.compile(r"\s*(\d{4})-(\d{2})-(\d{2})")
 
 
-def format_error(raw: str, attr: AttributeInfo, reason: str, exception: str = "FormatException") -> FetchXmlQueryError:
+def format_error(
+    raw: str, attr: AttributeInfo, reason: str, exception: str = "FormatException"
+) -> FetchXmlQueryError:
     """Dataverse's message for a value that will not convert to the attribute's type."""
     return FetchXmlQueryError(
         f"An exception System.{exception} was thrown while trying to convert input value "
@@ -41,7 +43,10 @@ def to_int(raw: str, attr: AttributeInfo, bits: int = 32) -> int:
     if not -limit <= value < limit:
         name = "Int64" if bits == 64 else "Int32"
         raise format_error(
-            raw, attr, f"Value was either too large or too small for an {name}.", "OverflowException"
+            raw,
+            attr,
+            f"Value was either too large or too small for an {name}.",
+            "OverflowException",
         )
     return value
 
@@ -53,7 +58,9 @@ def to_datetime(raw: str, attr: AttributeInfo) -> datetime:
         parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise format_error(raw, attr, f"String '{raw}' was not recognized as a valid DateTime.") from None
+        raise format_error(
+            raw, attr, f"String '{raw}' was not recognized as a valid DateTime."
+        ) from None
 
 
 def to_date(raw: str, attr: AttributeInfo) -> date:
@@ -64,7 +71,9 @@ def to_date(raw: str, attr: AttributeInfo) -> date:
             raise ValueError(raw)
         return date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
-        raise format_error(raw, attr, f"String '{raw}' was not recognized as a valid DateTime.") from None
+        raise format_error(
+            raw, attr, f"String '{raw}' was not recognized as a valid DateTime."
+        ) from None
 
 
 def convert(raw: str, attr: AttributeInfo) -> Value:
@@ -90,7 +99,8 @@ def convert(raw: str, attr: AttributeInfo) -> Value:
             raise format_error(
                 raw,
                 attr,
-                "Guid should contain 32 digits with 4 dashes (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx).",
+                "Guid should contain 32 digits with 4 dashes "
+                "(xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx).",
             ) from None
     if kind == "datetime":
         return to_datetime(raw, attr)

@@ -101,7 +101,11 @@ class OutboundWorker:
         for entry_id in await asyncio.to_thread(self.spool.ready):
             if entry_id in self._busy:
                 continue
-            queued = await asyncio.to_thread(self.spool.load, entry_id)
+            try:
+                queued = await asyncio.to_thread(self.spool.load, entry_id)
+            except (ValueError, KeyError, TypeError):
+                self._start(entry_id)  # _deliver sets an unreadable entry aside
+                continue
             if queued is not None and queued.next_attempt <= now:
                 self._start(entry_id)
 
@@ -141,7 +145,12 @@ class OutboundWorker:
         with self.spool.claim(entry_id) as mine:
             if not mine:
                 return
-            queued = await asyncio.to_thread(self.spool.load, entry_id)
+            try:
+                queued = await asyncio.to_thread(self.spool.load, entry_id)
+            except (ValueError, KeyError, TypeError):
+                log.error("outbound %s: unreadable envelope; set aside", entry_id)
+                await asyncio.to_thread(self.spool.set_aside, entry_id)
+                return
             if queued is None or queued.next_attempt > self.clock():
                 return
             data = await asyncio.to_thread(self.spool.data, entry_id)

@@ -68,7 +68,7 @@ def _parse(raw: bytes) -> EmailMessage:
             raise
         # Sound MIME with nothing to instrument (a calendar invite, a bare PDF): record
         # and forward it as it is rather than refuse legitimate mail.
-        return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
+        return email.message_from_bytes(raw, policy=email.policy.default)
 
 
 class RelayHandler:
@@ -93,20 +93,21 @@ class RelayHandler:
         self.files, self.dkim = files, dkim
         self.limiter = limiter or FailureLimiter()
         self.fail_delay = fail_delay
+        self.in_flight = 0  # messages between DATA and their reply (for a graceful stop)
         self._db_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
         )
 
     # --- AUTH (aiosmtpd calls handler methods named auth_<MECHANISM>) ---------------------
 
-    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
         blob = b64(args[1]) if len(args) > 1 else await server.challenge_auth("")
         pair = decode_plain(blob) if isinstance(blob, bytes) else None
         if pair is None:
             return AuthResult(success=False, handled=False, message="501 5.5.2 Bad AUTH PLAIN")
         return await self._login(server, *pair)
 
-    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802
+    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
         login = b64(args[1]) if len(args) > 1 else await server.challenge_auth("Username:")
         if not isinstance(login, bytes):
             return AuthResult(success=False, handled=False, message="501 5.5.2 Bad AUTH LOGIN")
@@ -146,7 +147,7 @@ class RelayHandler:
 
     # --- envelope -------------------------------------------------------------------------
 
-    async def handle_MAIL(  # noqa: N802
+    async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         user = session.auth_data
@@ -170,7 +171,7 @@ class RelayHandler:
             user = repo.user_by_address(conn, address)
         return user is not None and not user["isdisabled"]
 
-    async def handle_RCPT(  # noqa: N802
+    async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         try:
@@ -183,10 +184,11 @@ class RelayHandler:
         envelope.rcpt_options.extend(options)
         return "250 2.1.5 Recipient OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         assert envelope.mail_from is not None
         options = ["SMTPUTF8"] if envelope.smtp_utf8 else []
+        self.in_flight += 1
         try:
             activity_id, ids = await asyncio.to_thread(
                 self.accept, envelope.mail_from, list(envelope.rcpt_tos), options, raw
@@ -203,6 +205,8 @@ class RelayHandler:
         except OSError:
             log.exception("relay: cannot write the outbound spool; answered 451")
             return "451 4.3.0 Cannot queue the message now; try again later"
+        finally:
+            self.in_flight -= 1
         self.kick(ids)
         return f"250 2.0.0 OK queued as {activity_id}"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -28,6 +28,7 @@ from ..tokens import Signer
 from .api import router
 from .limits import BodyLimit
 from .track import ClientAddress, Tracker
+from .webapi import router as webapi_router
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,12 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.signer = Signer(keys, current)
     _install_errors(app)
     app.include_router(router)
+    app.include_router(webapi_router)
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        """Until the engagement panel ships, the front door is the API explorer."""
+        return RedirectResponse("/api/v1/docs")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -102,7 +109,13 @@ def create_app(settings: Settings | None = None) -> Tracker:
     journal = JournalWriter(settings.journal_file, settings.journal_batch_max)
     api.state.journal = journal
     fallback = BodyLimit(api, settings.max_body_bytes)
-    tracker = Tracker(api.state.signer, journal, ClientAddress(settings.trusted_proxies), fallback)
+    tracker = Tracker(
+        api.state.signer,
+        journal,
+        ClientAddress(settings.trusted_proxies),
+        fallback,
+        settings.attachment_dir,
+    )
     # Everything loaded so far (FastAPI, pydantic, SQLAlchemy: hundreds of thousands of
     # objects) lives as long as the process. Freezing it keeps the cyclic collector from
     # re-scanning it on every full collection, which cost ~30 ms p99 stalls on the pixel.

@@ -150,7 +150,8 @@ def _classification(kind: ReplyKind, fired: list[tuple[Rule, str]]) -> Classific
     fired_ids = {e.rule for e in evidence}
     return Classification(
         verdict=Verdict.HUMAN if human else Verdict.MACHINE,
-        confidence=round(1 / (1 + math.exp(-score)), 4),
+        # Capped below 1: a header can lie, so no label is ever certain.
+        confidence=min(0.999, round(1 / (1 + math.exp(-score)), 3)),
         fired=evidence,
         not_fired=tuple(r.id for r in RULES if r.id not in fired_ids),
         version=VERSION,

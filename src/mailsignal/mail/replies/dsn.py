@@ -19,6 +19,8 @@ from .headers import Headers, decode_value, message_ids, normalise_id, text_of, 
 
 TRACKING_HEADER = "X-MailSignal-Id"
 _QUOTED_ID = re.compile(rf"(?im)^(?:message-id|{TRACKING_HEADER}):[ \t]*<([^<>\s]+)>")
+# qmail's "failure notice" names each failed address alone on a line: "<a@b.example>:".
+_QMAIL_RCPT = re.compile(r"(?m)^<([^<>\s@]+@[^<>\s]+)>:[ \t]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,8 @@ def _recipient(block: dict[str, str]) -> BounceRecipient | None:
     action = (block.get("action") or "").strip().lower().split(" ")[0]
     if not action:  # some MTAs omit Action; the status class says the same thing
         action = {"5": "failed", "4": "delayed", "2": "delivered"}.get(status[:1], "")
-    return BounceRecipient(addr, action, status, block.get("diagnostic-code", "")[:500])
+    diagnostic = " ".join(block.get("diagnostic-code", "").split())[:500]
+    return BounceRecipient(addr, action, status, diagnostic)
 
 
 def original_ids(headers: Headers) -> list[str]:
@@ -91,6 +94,7 @@ def bounce_info(msg: Message, own_id: str | None) -> BounceInfo:
     recipients: list[BounceRecipient] = []
     originals: list[str] = []
     quoted: list[str] = []
+    listed: list[str] = []
     for part in msg.walk():
         ctype = part.get_content_type()
         if ctype == "message/delivery-status":
@@ -102,11 +106,15 @@ def bounce_info(msg: Message, own_id: str | None) -> BounceInfo:
         elif ctype == "text/rfc822-headers":
             originals += original_ids(Headers(message_from_string(text_of(part))))
         elif ctype == "text/plain":
-            quoted += _QUOTED_ID.findall(text_of(part))
-    for value in Headers(msg).all("x-failed-recipients"):
-        for _name, addr in getaddresses([value]):
-            if "@" in addr and all(r.address != addr.lower() for r in recipients):
-                recipients.append(BounceRecipient(addr.strip().lower(), "failed"))
+            text = text_of(part)
+            quoted += _QUOTED_ID.findall(text)
+            listed += _QMAIL_RCPT.findall(text)
+    extra = [a for v in Headers(msg).all("x-failed-recipients") for _n, a in getaddresses([v])]
+    if not recipients:  # only when there is no DSN: its blocks are the better source
+        extra += listed
+    for addr in (a.strip().lower() for a in extra if "@" in a):
+        if all(r.address != addr for r in recipients):
+            recipients.append(BounceRecipient(addr, "failed"))
     own = normalise_id(own_id or "")  # a bounce quoting itself must not match itself
     ids = [i for i in [*originals, *quoted] if normalise_id(i) != own]
     return BounceInfo(unique_ids(ids), tuple(recipients))

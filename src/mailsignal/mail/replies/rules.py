@@ -109,10 +109,18 @@ def _mailer_daemon(v: View) -> str | None:
     return f"Sent by {v.sender}, a mail system address." if _DAEMON.match(v.local) else None
 
 
-@rule("reply.bounce_subject", "bounce", -4, "Bounce subject (Postfix, Exim, Gmail, Exchange, ...)")
+@rule("reply.bounce_subject", "bounce", -4, "Bounce subject from a mail system")
 def _bounce_subject(v: View) -> str | None:
     found = BOUNCE_SUBJECT.match(v.subject)
-    return f"Subject {found.group(0).strip()!r} is a bounce subject." if found else None
+    # People write "Undeliverable items" too: a subject alone must never fail a delivery,
+    # so it counts only when the message also comes from a mail system.
+    system = (
+        _DAEMON.match(v.local)
+        or v.has_dsn_part
+        or v.headers.has("auto-submitted")
+        or any(p.strip() in ("<>", "") for p in v.headers.all("return-path"))
+    )
+    return f"Subject {found.group(0).strip()!r} is a bounce subject." if found and system else None
 
 
 @rule("reply.auto_submitted", "auto", -6, "Auto-Submitted other than `no` (RFC 3834)")

@@ -1,0 +1,87 @@
+"""Run a FetchXML query on a connection and shape the rows as Dataverse returns them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from . import codes
+from .access import Caller
+from .aggregate import register_sqlite_functions
+from .compile import compile_fetch
+from .paging import encode
+from .parse import parse
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """One page of results.
+
+    `rows` are dicts keyed by the output column names (`columns`, in order); a null
+    column is present with None (the Web API omits it, dataverse.md §4). Ids are
+    `uuid.UUID`, datetimes are aware UTC. `paging_cookie` is set when `more_records`
+    and the query can be keyset-paged; send it back with `page` + 1.
+    """
+
+    entity: str
+    columns: tuple[str, ...]
+    rows: list[dict[str, Any]]
+    page: int
+    more_records: bool
+    paging_cookie: str | None
+    total_record_count: int | None
+    total_record_count_limit_exceeded: bool
+
+
+def execute(
+    conn: Connection, xml: str, caller: Caller, *, now: datetime | None = None
+) -> FetchResult:
+    """Parse, compile and run `xml` for `caller` on `conn` (SQLite or PostgreSQL).
+
+    Args:
+        conn: an open connection; the caller owns the transaction.
+        xml: the FetchXML text.
+        caller: whose rows are visible and whose time zone relative dates use.
+        now: the instant date operators count from (default: the current time).
+
+    Raises:
+        FetchXmlParseError, FetchXmlQueryError: the query is refused (Dataverse's codes).
+    """
+    compiled = compile_fetch(
+        parse(xml), caller, now=now or datetime.now(UTC), dialect_name=conn.dialect.name
+    )
+    if compiled.needs_sqlite_functions:
+        register_sqlite_functions(conn.connection.driver_connection)
+    result = conn.execute(compiled.select).all()
+    more = compiled.top is None and len(result) > compiled.page_size
+    if more:
+        result = result[: compiled.page_size]
+    rows = [
+        {
+            name: row._mapping[label]
+            for name, label in zip(compiled.columns, compiled.labels, strict=True)
+        }
+        for row in result
+    ]
+    cookie = None
+    if more and compiled.keys and result:
+        last = result[-1]._mapping
+        cookie = encode(compiled.page, [last[k.label] for k in compiled.keys], compiled.fingerprint)
+    total, exceeded = None, False
+    if compiled.count_select is not None:
+        total = int(conn.execute(compiled.count_select).scalar_one())
+        exceeded = total > codes.MAX_TOTAL_RECORD_COUNT
+        total = min(total, codes.MAX_TOTAL_RECORD_COUNT)
+    return FetchResult(
+        entity=compiled.entity,
+        columns=compiled.columns,
+        rows=rows,
+        page=compiled.page,
+        more_records=more,
+        paging_cookie=cookie,
+        total_record_count=total,
+        total_record_count_limit_exceeded=exceeded,
+    )

@@ -1,0 +1,293 @@
+"""CLI for reply sync: `mailbox set|show`, `sync-replies`, `import mail` (Typer + Rich).
+
+The main app mounts `mailbox_app`, `sync_replies` and `import_app`; `app` below mounts
+the same commands on their own so this module also runs as `python -m
+mailsignal.mail.cli_mail`. Settings, engine and error handling follow `mailsignal.cli`
+(duplicated in a few lines rather than imported, so cli.py can import this module
+without a cycle). Passwords are read from standard input or a hidden prompt, never
+from argv (which `ps` and shell history show), and are never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import mailbox as mboxlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from ..errors import InputError, MailSignalError
+from ..settings import Settings, load_keyring, load_settings
+from ..store.db import is_initialised, make_engine
+from .imap import connect_imap
+from .sync import IncomingMessage, Outcome, SyncSummary, import_messages, sync_all
+from .sync import mailboxes as mb
+
+mailbox_app = typer.Typer(no_args_is_help=True, help="Reps' IMAP mailboxes read for replies.")
+import_app = typer.Typer(no_args_is_help=True, help="Import data from files.")
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+COLUMNS = (  # summary column -> outcome
+    ("replies", Outcome.REPLY),
+    ("forwards", Outcome.FORWARD),
+    ("auto-replies", Outcome.AUTO_REPLY),
+    ("bounces", Outcome.BOUNCE),
+    ("notices", Outcome.NOTICE),
+    ("unmatched", Outcome.UNMATCHED),
+    ("own", Outcome.OWN),
+    ("already stored", Outcome.DUPLICATE),
+    ("errors", Outcome.ERROR),
+)
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _engine(settings: Settings) -> Engine:
+    engine = make_engine(settings.db_url)
+    if not is_initialised(engine):
+        raise MailSignalError("the database is not initialised: run `mailsignal init` first")
+    return engine
+
+
+@mailbox_app.command("set")
+def mailbox_set(
+    address: Annotated[str, typer.Argument(help="The rep's address (a MailSignal user).")],
+    host: Annotated[str, typer.Option(help="IMAP server host name.")],
+    port: Annotated[int | None, typer.Option(help="Port; default 993 for tls, else 143.")] = None,
+    security: Annotated[str, typer.Option(help="tls, starttls, or none (localhost only).")] = "tls",
+    username: Annotated[str | None, typer.Option(help="Login; default the address.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    folder: Annotated[
+        list[str] | None, typer.Option("--folder", help="Folder to read; repeat (default INBOX).")
+    ] = None,
+) -> None:
+    """Set a rep's IMAP mailbox; the password is stored encrypted with the instance key."""
+    password: str | None = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise InputError("--password-stdin given but standard input holds no password")
+    elif sys.stdin.isatty():
+        typed = typer.prompt(
+            "IMAP password (empty keeps the stored one)", default="", hide_input=True
+        )
+        password = typed or None
+    settings = _settings()
+    keyring = load_keyring(settings.secret_file)
+    with _engine(settings).begin() as conn:
+        row = mb.set_mailbox(
+            conn,
+            keyring,
+            address,
+            host=host,
+            port=port,
+            security=security,
+            username=username,
+            password=password,
+            folders=folder,
+        )
+    out.print(
+        f"mailbox for {row['address']}: {row['host']}:{row['port']} ({row['security']}) as "
+        f"{row['username']}, folders {', '.join(row['folders'])}; password "
+        f"{'stored encrypted' if password is not None else 'kept'}"
+    )
+
+
+@mailbox_app.command("show")
+def mailbox_show(
+    address: Annotated[str | None, typer.Argument(help="One rep; default all.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show mailboxes: server, folders, read cursor, last sync and last error (no secret)."""
+    settings = _settings()
+    with _engine(settings).connect() as conn:
+        rows = mb.list_mailboxes(conn, address)
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    table = Table("rep", "server", "login", "password", "folders (uidvalidity/last uid)")
+    table.add_column("last sync")
+    table.add_column("last error", overflow="fold")
+    for r in rows:
+        state = r["syncstate"] or {}
+        folders = ", ".join(
+            f"{f} ({state[f]['uidvalidity']}/{state[f]['lastuid']})" if f in state else f
+            for f in r["folders"]
+        )
+        table.add_row(
+            r["address"],
+            f"{r['host']}:{r['port']} {r['security']}",
+            r["username"],
+            r["secret"],
+            folders,
+            str(r["lastsyncon"] or "never")[:19],
+            r["lasterror"] or "",
+        )
+    out.print(table if rows else "no mailboxes: add one with `mailsignal mailbox set`")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def _tracker(bar: Progress) -> Callable[[str, int, int], None]:
+    """A progress callback with one bar per mailbox folder."""
+    tasks: dict[str, TaskID] = {}
+
+    def advance(what: str, done: int, total: int) -> None:
+        if what not in tasks:
+            tasks[what] = bar.add_task(what, total=total)
+        bar.update(tasks[what], completed=done, total=total)
+
+    return advance
+
+
+def _summary_table(rows: list[tuple[str, SyncSummary]], first: str) -> Table:
+    table = Table(first, "read", *(name for name, _o in COLUMNS))
+    for name, summary in rows:
+        table.add_row(name, str(summary.read), *(str(summary.counts[o]) for _n, o in COLUMNS))
+    return table
+
+
+def _report(summary: SyncSummary, label: str = "") -> None:
+    for note in summary.notes:
+        err.print(f"[yellow]note:[/yellow] {note}")
+    for problem in summary.errors:
+        err.print(f"[red]error:[/red] {label}{problem}")
+
+
+def sync_replies(
+    follow: Annotated[bool, typer.Option(help="Keep polling (setting imap_poll_seconds).")] = False,
+    user: Annotated[str | None, typer.Option(help="Only this rep's mailbox.")] = None,
+    full: Annotated[
+        bool, typer.Option(help="Read every message again (stores no duplicates).")
+    ] = False,
+) -> None:
+    """Read reps' mailboxes over IMAP and record replies, auto-replies and bounces."""
+    settings = _settings()
+    engine = _engine(settings)
+    keyring = load_keyring(settings.secret_file)
+    stopped = _sync_once(engine, settings, keyring, user, full)
+    if not follow:
+        if stopped:
+            raise MailSignalError(
+                "; ".join(stopped) + ". Messages read before that are stored and will not "
+                "be read again; run `mailsignal sync-replies` again to continue."
+            )
+        return
+    try:
+        while True:
+            for line in stopped:
+                err.print(f"[red]error:[/red] {line} (retrying in {settings.imap_poll_seconds:g}s)")
+            time.sleep(settings.imap_poll_seconds)
+            try:
+                stopped = _sync_once(engine, settings, keyring, user, False)
+            except OperationalError as exc:  # the database is away: keep polling, like ingest
+                stopped = [f"database unavailable ({exc.orig or exc})"]
+    except KeyboardInterrupt:
+        err.print("stopped; every message read so far is stored")
+
+
+def _sync_once(
+    engine: Engine, settings: Settings, keyring: mb.Keyring, user: str | None, full: bool
+) -> list[str]:
+    """One pass over the mailboxes; prints the summary and returns why any stopped early."""
+    with _progress() as bar:
+        results = sync_all(
+            engine, settings, keyring, connect_imap, address=user, full=full, progress=_tracker(bar)
+        )
+    if not results:
+        out.print("no mailboxes: add one with `mailsignal mailbox set`")
+        return []
+    out.print(_summary_table(results, "mailbox"))
+    for address, summary in results:
+        _report(summary, f"{address}: ")
+    return [f"{a}: {s.failed}" for a, s in results if s.failed]
+
+
+def _messages(path: Path, errors: list[str]) -> Iterator[IncomingMessage]:
+    """Messages from an .eml file, an mbox file, or a directory of .eml/.mbox files."""
+    files = (
+        sorted(p for p in path.iterdir() if p.suffix.lower() in (".eml", ".mbox"))
+        if path.is_dir()
+        else [path]
+    )
+    for file in files:
+        try:
+            with file.open("rb") as fh:
+                head = fh.read(5)
+        except OSError as exc:
+            errors.append(f"{file.name}: cannot read ({exc.strerror})")
+            continue
+        if head == b"From ":  # the mbox separator line: an archive, not one message
+            box = mboxlib.mbox(file, create=False)
+            try:
+                for n, key in enumerate(box.keys(), 1):
+                    yield IncomingMessage(box.get_bytes(key), f"{file.name} #{n}")
+            finally:
+                box.close()
+        elif not head.strip():
+            errors.append(f"{file.name}: empty file")
+        else:
+            yield IncomingMessage(file.read_bytes(), file.name)
+
+
+@import_app.command("mail")
+def import_mail(
+    path: Annotated[Path, typer.Argument(help="An .eml file, an mbox file, or a directory.")],
+) -> None:
+    """Import replies from .eml files or mbox archives (matched like sync-replies)."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    settings = _settings()
+    engine = _engine(settings)
+    errors: list[str] = []
+    with _progress() as bar:
+        task = bar.add_task(f"importing {path.name}", total=None)
+        summary = import_messages(
+            engine,
+            settings,
+            _messages(path, errors),
+            progress=lambda _w, done, _t: bar.update(task, completed=done),
+        )
+    summary.errors = errors + summary.errors
+    out.print(_summary_table([(path.name, summary)], "source"))
+    _report(summary)
+
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="MailSignal reply sync.")
+app.add_typer(mailbox_app, name="mailbox")
+app.command("sync-replies")(sync_replies)
+app.add_typer(import_app, name="import")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except MailSignalError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

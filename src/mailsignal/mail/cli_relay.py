@@ -1,0 +1,160 @@
+"""CLI for the relay: `mailsignal relay` and `mailsignal outbound list|retry`.
+
+cli.py mounts these (`app.command()(relay)`, `app.add_typer(outbound_app, name="outbound")`);
+they repeat its three small helpers rather than import cli.py, which imports them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+
+from ..errors import MailSignalError
+from ..settings import Settings, load_keyring, load_settings
+from ..store.db import is_initialised, make_engine, migrate
+from ..tokens import Signer
+from .delivery import OutboundWorker
+from .outbound import QueuedMessage, Spool
+from .server import RelayServer, committed, mark_failed
+from .smarthost import SmtpTransport
+
+out = Console(width=None if sys.stdout.isatty() else 160)
+outbound_app = typer.Typer(no_args_is_help=True, help="The relay's outbound queue.")
+
+
+def _engine(settings: Settings) -> Engine:
+    engine = make_engine(settings.db_url)
+    if not is_initialised(engine):
+        raise MailSignalError("the database is not initialised: run `mailsignal init` first")
+    return engine
+
+
+def _signer(settings: Settings) -> Signer:
+    keys, current = load_keyring(settings.secret_file)
+    return Signer(keys, current)
+
+
+def relay(
+    host: Annotated[str | None, typer.Option(help="Bind address (setting: relay_host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (setting: relay_port).")] = None,
+) -> None:
+    """Run the SMTP relay: track outgoing mail, queue it, forward it to the smarthost."""
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    engine = _engine(settings)
+    migrate(engine)
+    server = RelayServer(settings, engine, _signer(settings), host=host, port=port)
+    try:
+        asyncio.run(_serve(server))
+    finally:
+        engine.dispose()
+
+
+async def _serve(server: RelayServer) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    out.print(
+        f"MailSignal relay on {server.host}:{server.port} ({server.mode}), "
+        f"forwarding to {server.settings.smarthost}; Ctrl-C stops"
+    )
+    await stop.wait()
+    out.print("relay: stopping (deliveries in flight finish first)")
+    await server.stop()
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _row(table: Table, q: QueuedMessage) -> None:
+    table.add_row(
+        q.id,
+        q.mail_from or "<> (bounce)",
+        ", ".join(r.address for r in q.rcpts),
+        str(q.attempts),
+        _when(q.next_attempt),
+        _when(q.deadline),
+        q.last_error[:60],
+    )
+
+
+@outbound_app.command("list")
+def outbound_list(
+    failed: Annotated[
+        bool, typer.Option("--failed", help="List set-aside entries (undeliverable bounces).")
+    ] = False,
+) -> None:
+    """List queued outgoing messages with attempts, next try, deadline and last error."""
+    spool = Spool(load_settings().data_dir / "outbound")
+    table = Table("id", "from", "to", "tries", "next attempt", "bounce after", "last error")
+    queued = spool.failed() if failed else [q for i in spool.ready() if (q := spool.load(i))]
+    for q in queued:
+        _row(table, q)
+    out.print(table)
+    out.print(f"{len(queued)} {'set aside' if failed else 'queued'}")
+
+
+@outbound_app.command("retry")
+def outbound_retry(
+    ids: Annotated[list[str] | None, typer.Argument(help="Entry ids; default all.")] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Requeue set-aside entries with a fresh deadline.")
+    ] = False,
+    deliver: Annotated[
+        bool, typer.Option("--deliver", help="Deliver now from this process, then report.")
+    ] = False,
+) -> None:
+    """Make queued messages due now (the running relay picks them up within seconds)."""
+    settings = load_settings()
+    spool = Spool(settings.data_dir / "outbound")
+    now = time.time()
+    deadline = now + settings.outbound_bounce_after_hours * 3600
+    count = 0
+    if failed:
+        for entry_id in ids or [q.id for q in spool.failed()]:
+            count += spool.requeue_failed(entry_id, now, deadline)
+    else:
+        for entry_id in ids or spool.ready():
+            with spool.claim(entry_id) as mine:
+                queued = spool.load(entry_id) if mine else None
+                if queued is not None:
+                    queued.next_attempt = now
+                    spool.save(queued)
+                    count += 1
+    out.print(f"{count} entries due now")
+    if deliver:
+        asyncio.run(_deliver_once(settings, spool))
+        out.print(f"{len(spool.ready())} still queued")
+
+
+async def _deliver_once(settings: Settings, spool: Spool) -> None:
+    engine = _engine(settings)
+    transport = SmtpTransport.from_settings(settings)
+    worker = OutboundWorker(
+        spool,
+        transport,
+        bounce_after_seconds=settings.outbound_bounce_after_hours * 3600,
+        committed=functools.partial(committed, engine),
+        mark_failed=functools.partial(mark_failed, engine),
+    )
+    try:
+        await worker.run_once()
+    finally:
+        with contextlib.suppress(Exception):
+            await transport.close()
+        engine.dispose()

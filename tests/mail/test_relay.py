@@ -1,0 +1,612 @@
+"""The SMTP relay end to end: real clients (smtplib, swaks) over TLS with AUTH, the real
+relay (aiosmtpd + outgoing.track + spool + worker), and a real upstream smarthost
+(aiosmtpd writing a Maildir). Database tests run on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import errno
+import mailbox
+import os
+import shutil
+import signal
+import smtplib
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Coroutine, Iterator
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
+
+from conftest import free_port, need
+from helpers import tracked_urls
+from mailsignal import outgoing
+from mailsignal.mail.outbound import Spool
+from mailsignal.mail.server import RelayServer
+from mailsignal.settings import Settings, load_keyring
+from mailsignal.store import repo
+from mailsignal.store.schema import email, emaildelivery
+from mailsignal.tokens import Signer
+
+REP = "rep@northwind.test"
+BUYER = "buyer@client.test"  # a contact who allows tracking
+PRIVATE = "private@client.test"  # a contact with followemail = false
+HTML = (
+    "<html><body><p>Hi Dana,</p><p>Our <a href='https://northwind.test/pricing'>pricing</a> "
+    "and the <a href='https://northwind.test/case-study'>case study</a>.</p></body></html>"
+)
+
+
+class Clock:
+    """A clock the test moves; the relay and its worker read it."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_cert(tmp: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost/127.0.0.1 (cryptography, else openssl)."""
+    cert, key = tmp / "relay.crt", tmp / "relay.key"
+    try:
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        subprocess.run(
+            [
+                *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+                *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"),
+                *("-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        return cert, key
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private, hashes.SHA256())
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, key
+
+
+class Upstream:
+    """The smarthost: aiosmtpd writing each message it accepts into a Maildir."""
+
+    def __init__(self, root: Path) -> None:
+        self.maildir = mailbox.Maildir(root, create=True)
+        self.port = free_port()
+        self.received: list[tuple[str, list[str], bytes]] = []
+        self.controller: Controller | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.maildir.add(envelope.original_content)
+        self.received.append(
+            (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+        )
+        return "250 2.0.0 OK stored"
+
+    def start(self) -> Upstream:
+        self.controller = Controller(
+            self, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True
+        )
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def to(self, address: str) -> list[bytes]:
+        return [data for _f, rcpts, data in self.received if address in rcpts]
+
+
+class Relay:
+    """The real RelayServer on its own event-loop thread."""
+
+    def __init__(self, settings: Settings, engine: Engine, clock: Clock) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.port = free_port()
+        self.server = RelayServer(
+            settings,
+            engine,
+            Signer(*load_keyring(settings.secret_file)),
+            host="127.0.0.1",
+            port=self.port,
+            clock=clock,
+            auth_fail_delay=0.01,
+        )
+
+    def call(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
+    def start(self) -> Relay:
+        self.thread.start()
+        self.call(self.server.start())
+        return self
+
+    def settle(self) -> None:
+        """Wait for the deliveries the relay kicked off."""
+        self.call(self.server.worker.drain())
+
+    def stop(self) -> None:
+        self.call(self.server.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> Iterator[tuple[Settings, Upstream, dict[str, str]]]:
+    """Users (a rep, an admin), contacts, a TLS certificate and a running upstream."""
+    cert, key = make_cert(tmp_path)
+    upstream = Upstream(tmp_path / "upstream").start()
+    with engine.begin() as conn:
+        keys = {
+            REP: repo.create_api_key(conn, repo.add_user(conn, "Rep", REP, opt_in=True)),
+            "admin@northwind.test": repo.create_api_key(
+                conn, repo.add_user(conn, "Ops", "admin@northwind.test", role="admin")
+            ),
+        }
+        repo.add_party(conn, "contact", "Dana Buyer", BUYER)
+        repo.add_party(conn, "contact", "Pat Private", PRIVATE, follow=False)
+    relay_settings = settings.model_copy(
+        update={
+            "relay_tls_cert": cert,
+            "relay_tls_key": key,
+            "smarthost": f"127.0.0.1:{upstream.port}",
+            "smarthost_security": "none",
+        }
+    )
+    yield relay_settings, upstream, keys
+    upstream.stop()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def relay(world: Any, engine: Engine, clock: Clock) -> Iterator[Relay]:
+    relay = Relay(world[0], engine, clock).start()
+    yield relay
+    relay.stop()
+
+
+def sales_email(message_id: str | None = "<q1-pricing@northwind.test>") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"Rep <{REP}>"
+    msg["To"] = BUYER
+    msg["Cc"] = PRIVATE
+    msg["Subject"] = "Pricing for Q1"
+    msg["Date"] = "Fri, 27 Nov 2026 09:00:00 +0000"
+    if message_id:
+        msg["Message-ID"] = message_id
+    msg.set_content("Hi Dana, pricing: https://northwind.test/pricing")
+    msg.add_alternative(HTML, subtype="html")
+    return msg.as_bytes(policy=policy.SMTP)
+
+
+def connect(relay: Relay, cert: Path, key: str | None = None, user: str = REP) -> smtplib.SMTP:
+    client = smtplib.SMTP("127.0.0.1", relay.port, timeout=30)
+    client.starttls(context=ssl.create_default_context(cafile=str(cert)))
+    client.ehlo()
+    if key is not None:
+        client.login(user, key)
+    return client
+
+
+def test_tracked_and_untracked_copies_reach_upstream(
+    relay: Relay, world: Any, engine: Engine
+) -> None:
+    settings, upstream, keys = world
+    original = sales_email()
+    with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+        refused = client.sendmail(REP, [BUYER, PRIVATE, "bcc-only@client.test"], original)
+    assert refused == {}
+    relay.settle()
+
+    [private_copy] = upstream.to(PRIVATE)
+    [buyer_copy] = upstream.to(BUYER)
+    [bcc_copy] = upstream.to("bcc-only@client.test")
+    assert private_copy == original  # do-not-track: the bytes as the client sent them
+    assert tracked_urls(buyer_copy.decode()) and tracked_urls(bcc_copy.decode())
+    assert buyer_copy != bcc_copy  # each tracked recipient has their own tokens
+    assert len(upstream.maildir) == 3
+    assert all(rcpts == [PRIVATE] for _f, rcpts, data in upstream.received if data == original)
+    assert [f for f, _r, _d in upstream.received] == [REP] * 3
+
+    with engine.connect() as conn:
+        [row] = conn.execute(select(email)).mappings().all()
+        deliveries = {
+            r.emailaddress: r for r in conn.execute(select(emaildelivery)).mappings().all()
+        }
+    assert row["messageid"] == "<q1-pricing@northwind.test>"
+    assert row["subject"] == "Pricing for Q1" and row["directioncode"] is True
+    assert row["senton"] is not None and row["sender"] == REP
+    assert set(row["torecipients"].split(";")) == {BUYER, PRIVATE, "bcc-only@client.test"}
+    assert deliveries[PRIVATE]["tracked"] is False
+    assert deliveries[BUYER]["tracked"] is True and deliveries[BUYER]["status"] == "sent"
+    assert list(relay.server.spool.root.glob("*.json")) == []
+
+
+def test_swaks_over_starttls_and_implicit_tls(
+    world: Any, engine: Engine, clock: Clock, tmp_path: Path
+) -> None:
+    need(shutil.which("swaks") is not None, "swaks", "apt-get install swaks")
+    settings, upstream, keys = world
+    eml = tmp_path / "q1.eml"
+    eml.write_bytes(sales_email())
+    for implicit in (False, True):
+        relay = Relay(
+            settings.model_copy(update={"relay_implicit_tls": implicit}), engine, clock
+        ).start()
+        try:
+            out = subprocess.run(
+                ["swaks", "--server", f"127.0.0.1:{relay.port}"]
+                + (["--tlsc"] if implicit else ["--tls"])
+                + ["--auth", "LOGIN", "--auth-user", REP, "--auth-password", keys[REP]]
+                + ["--from", REP, "--to", BUYER, "--data", f"@{eml}"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert out.returncode == 0, out.stdout + out.stderr
+            assert "<~  250 2.0.0 OK queued as" in out.stdout
+            relay.settle()
+        finally:
+            relay.stop()
+    assert len(upstream.to(BUYER)) == 2
+
+
+def test_auth_rules(relay: Relay, world: Any) -> None:
+    settings, _upstream, keys = world
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as plain:
+        plain.ehlo()
+        assert "auth" not in plain.esmtp_features  # never offered in clear text
+        assert plain.docmd("AUTH", "PLAIN")[0] == 538
+        code, text = plain.mail(REP)
+        assert (code, text[:5]) == (530, b"5.7.0")
+    with connect(relay, settings.relay_tls_cert) as client:
+        client.user, client.password = REP, "msk_000000000000_wrong"
+        for _ in range(5):
+            with pytest.raises(smtplib.SMTPAuthenticationError) as bad:
+                client.auth("PLAIN", client.auth_plain)
+            assert (bad.value.smtp_code, bad.value.smtp_error[:5]) == (535, b"5.7.8")
+        # Rate-limited now: even the right key is refused, temporarily.
+        client.user, client.password = REP, keys[REP]
+        with pytest.raises(smtplib.SMTPAuthenticationError) as limited:
+            client.auth("PLAIN", client.auth_plain)
+        assert (limited.value.smtp_code, limited.value.smtp_error[:5]) == (454, b"4.7.0")
+    with connect(relay, settings.relay_tls_cert) as client:  # someone else's key
+        client.user, client.password = "admin@northwind.test", keys[REP]
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            client.auth("LOGIN", client.auth_login, initial_response_ok=False)
+
+
+def test_sender_rules(relay: Relay, world: Any) -> None:
+    settings, _upstream, keys = world
+    with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+        code, text = client.mail("ceo@northwind.test")
+        assert (code, text[:5]) == (550, b"5.7.1")
+        assert client.mail(REP)[0] == 250
+        assert client.rcpt("not an address@x")[0] in (501, 553)
+    with connect(
+        relay, settings.relay_tls_cert, keys["admin@northwind.test"], "admin@northwind.test"
+    ) as client:
+        assert client.mail(REP)[0] == 250  # an admin may relay for a known user
+        client.rset()
+        code, text = client.mail("stranger@elsewhere.test")
+        assert (code, text[:5]) == (550, b"5.7.1")
+
+
+def test_bad_messages_get_exact_statuses(relay: Relay, world: Any, engine: Engine) -> None:
+    settings, upstream, keys = world
+    small = settings.relay_max_message_bytes
+    with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+        code, text = client.mail(REP, [f"SIZE={small + 1}"])
+        assert (code, text[:5]) == (552, b"5.3.4")
+        client.rset()
+        for body in (
+            b"just a line of text, no header block\r\n",
+            b"From: rep@northwind.test\r\nContent-Type: multipart/mixed\r\n\r\nno boundary\r\n",
+        ):
+            client.mail(REP)
+            client.rcpt(BUYER)
+            code, text = client.data(body)
+            assert (code, text[:5]) == (554, b"5.6.0"), text
+    with engine.connect() as conn:
+        assert conn.execute(select(email)).all() == []
+    assert upstream.received == []
+
+
+def test_too_big_without_size_declared(world: Any, engine: Engine, clock: Clock) -> None:
+    settings, upstream, keys = world
+    relay = Relay(settings.model_copy(update={"relay_max_message_bytes": 4096}), engine, clock)
+    relay.start()
+    try:
+        with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+            client.mail(REP)
+            client.rcpt(BUYER)
+            code, text = client.data(sales_email() + (b"x" * 70 + b"\r\n") * 80)
+            assert (code, text[:5]) == (552, b"5.3.4")
+    finally:
+        relay.stop()
+    assert upstream.received == []
+
+
+def test_missing_message_id_and_eight_bit_headers(relay: Relay, world: Any, engine: Engine) -> None:
+    settings, upstream, keys = world
+    raw = sales_email(message_id=None).replace(
+        b"Subject: Pricing for Q1", "Subject: Angebot für Q1 – Grüße".encode()
+    )
+    with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+        assert client.sendmail(REP, [BUYER, PRIVATE], raw) == {}
+    relay.settle()
+    with engine.connect() as conn:
+        row = conn.execute(select(email)).mappings().one()
+    assert row["messageid"].startswith("<") and row["messageid"].endswith("@northwind.test>")
+    assert "Angebot f" in row["subject"]
+    for data in (upstream.to(BUYER)[0], upstream.to(PRIVATE)[0]):
+        sent = message_from_bytes(data, policy=policy.default)
+        assert sent["Message-ID"] == row["messageid"]  # replies will match the record
+        assert "Angebot für Q1".encode() in data  # the 8-bit header went out as it came
+    assert upstream.to(PRIVATE)[0].endswith(raw)  # untouched apart from the added id
+
+
+def test_smtputf8(relay: Relay, world: Any, engine: Engine) -> None:
+    settings, upstream, keys = world
+    raw = sales_email().replace(f"Cc: {PRIVATE}".encode(), "Cc: jörg@client.test".encode())
+    with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+        assert client.has_extn("smtputf8") and client.has_extn("8bitmime")
+        client.sendmail(REP, [BUYER, "jörg@client.test"], raw, mail_options=["SMTPUTF8"])
+    relay.settle()
+    assert len(upstream.to("jörg@client.test")) == 1
+
+
+def test_upstream_down_queues_then_delivers(
+    relay: Relay, world: Any, engine: Engine, clock: Clock
+) -> None:
+    settings, upstream, keys = world
+    upstream.stop()
+    with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+        assert client.sendmail(REP, [BUYER, PRIVATE], sales_email()) == {}
+    relay.settle()  # the first attempt fails: connection refused
+    spool: Spool = relay.server.spool
+    queued = [spool.load(i) for i in spool.ready()]
+    assert len(queued) == 2 and all(q and q.attempts == 1 for q in queued)
+    assert all(q and "connecting to" in q.last_error for q in queued)
+
+    upstream.start()
+    clock.now += 30  # not due yet: the backoff holds it back
+    relay.call(relay.server.worker.run_once())
+    assert upstream.received == []
+    clock.now += 60
+    relay.call(relay.server.worker.run_once())
+    assert len(upstream.to(BUYER)) == 1 and len(upstream.to(PRIVATE)) == 1
+    assert spool.ready() == []
+
+
+def test_store_or_spool_trouble_is_a_451_and_nothing_half_done(
+    relay: Relay, world: Any, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, upstream, keys = world
+
+    def db_down(*_a: Any, **_k: Any) -> Any:
+        raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    def disk_full(*_a: Any, **_k: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_stage = Spool.stage
+    calls = {"n": 0}
+
+    def second_copy_fails(self: Spool, *a: Any, **k: Any) -> str:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            disk_full()
+        return real_stage(self, *a, **k)
+
+    for target, fake in (
+        ((outgoing, "track"), db_down),
+        ((Spool, "stage"), disk_full),
+        ((Spool, "stage"), second_copy_fails),
+    ):
+        with monkeypatch.context() as m:
+            m.setattr(*target, fake)
+            with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+                client.mail(REP)
+                client.rcpt(BUYER)
+                client.rcpt(PRIVATE)
+                code, text = client.data(sales_email())
+            assert (code, text[:5]) == (451, b"4.3.0")
+    with engine.connect() as conn:
+        assert conn.execute(select(email)).all() == []  # rolled back
+    spool_files = [p for p in relay.server.spool.root.iterdir() if p.is_file()]
+    assert spool_files == []
+    assert upstream.received == []
+
+
+def test_many_senders_at_once(relay: Relay, world: Any, engine: Engine) -> None:
+    settings, upstream, _keys = world
+    senders = [f"rep{i}@northwind.test" for i in range(5)]
+    with engine.begin() as conn:
+        keys = {
+            s: repo.create_api_key(conn, repo.add_user(conn, s, s, opt_in=True)) for s in senders
+        }
+    errors: list[BaseException] = []
+
+    def send(n: int) -> None:
+        sender = senders[n % len(senders)]
+        try:
+            with connect(relay, settings.relay_tls_cert, keys[sender], sender) as client:
+                for k in range(2):
+                    raw = sales_email(f"<m{n}-{k}@northwind.test>").replace(
+                        f"From: Rep <{REP}>".encode(), f"From: <{sender}>".encode()
+                    )
+                    assert client.sendmail(sender, [BUYER, PRIVATE], raw) == {}
+        except BaseException as exc:  # surfaced below, with the thread's failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    relay.settle()
+    with engine.connect() as conn:
+        assert len(conn.execute(select(email.c.messageid)).all()) == 40
+    assert len(upstream.to(BUYER)) == 40 and len(upstream.to(PRIVATE)) == 40
+
+
+def test_plain_auth_only_from_localhost_when_allowed(
+    world: Any, engine: Engine, clock: Clock
+) -> None:
+    settings, upstream, keys = world
+    local = settings.model_copy(
+        update={
+            "relay_tls_cert": None,
+            "relay_tls_key": None,
+            "relay_allow_plain_auth_localhost": True,
+        }
+    )
+    relay = Relay(local, engine, clock).start()
+    try:
+        with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as client:
+            client.login(REP, keys[REP])
+            assert client.sendmail(REP, [BUYER], sales_email()) == {}
+        relay.settle()
+    finally:
+        relay.stop()
+    assert len(upstream.to(BUYER)) == 1
+
+
+def test_dkim_signs_after_instrumenting(
+    world: Any, engine: Engine, clock: Clock, tmp_path: Path
+) -> None:
+    import base64
+
+    import dkim
+
+    settings, upstream, keys = world
+    # The key as an operator makes one (openssl), in the PKCS#1 PEM dkimpy reads.
+    key_file = tmp_path / "dkim.pem"
+    subprocess.run(
+        ["openssl", "genrsa", "-traditional", "-out", str(key_file), "2048"],
+        check=True,
+        capture_output=True,
+    )
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key_file), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    signed = settings.model_copy(update={"dkim_key_file": key_file, "dkim_selector": "ms1"})
+    relay = Relay(signed, engine, clock).start()
+    try:
+        with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+            client.sendmail(REP, [BUYER, PRIVATE], sales_email())
+        relay.settle()
+    finally:
+        relay.stop()
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"ms1._domainkey.northwind.test."
+        return record
+
+    for data in upstream.to(BUYER) + upstream.to(PRIVATE):
+        assert data.startswith(b"DKIM-Signature:") and b"d=northwind.test" in data[:600]
+        assert dkim.verify(data, dnsfunc=dns)
+
+
+def test_relay_command_runs_in_the_foreground_and_stops_on_ctrl_c(
+    world: Any, tmp_path: Path
+) -> None:
+    settings, upstream, keys = world
+    port = free_port()
+    env = {
+        **os.environ,
+        "MAILSIGNAL_DATA_DIR": str(settings.data_dir),
+        "MAILSIGNAL_DATABASE_URL": settings.db_url,
+        "MAILSIGNAL_RELAY_PORT": str(port),
+        "MAILSIGNAL_RELAY_TLS_CERT": str(settings.relay_tls_cert),
+        "MAILSIGNAL_RELAY_TLS_KEY": str(settings.relay_tls_key),
+        "MAILSIGNAL_SMARTHOST": str(settings.smarthost),
+        "MAILSIGNAL_SMARTHOST_SECURITY": "none",
+        "MAILSIGNAL_LOG_LEVEL": "warning",
+    }
+    # Run as cli.py will mount it: the Typer command function itself.
+    code = "import typer; from mailsignal.mail.cli_relay import relay; typer.run(relay)"
+    log = (tmp_path / "relay.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client = smtplib.SMTP("127.0.0.1", port, timeout=30)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, (tmp_path / "relay.log").read_text()
+                time.sleep(0.1)
+        client.starttls(context=ssl.create_default_context(cafile=str(settings.relay_tls_cert)))
+        client.ehlo()
+        client.login(REP, keys[REP])
+        assert client.sendmail(REP, [BUYER], sales_email()) == {}
+        client.quit()
+        deadline = time.monotonic() + 30
+        while not upstream.to(BUYER):
+            assert time.monotonic() < deadline, "the relay never forwarded"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0, (tmp_path / "relay.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    assert "relay: stopping" in (tmp_path / "relay.log").read_text()
