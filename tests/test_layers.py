@@ -25,7 +25,7 @@ LEVELS = {
     "outgoing": 2,
     "privacy": 2,
     "demo": 2,
-    "history": 2,
+    "history": 2, "views": 2,
     "sweep": 2,
     "web": 3,
     "mail": 3,

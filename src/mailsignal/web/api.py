@@ -179,3 +179,40 @@ def list_events(activityid: uuid.UUID, request: Request, user: User) -> dict[str
         repo.get_email(conn, activityid, viewer=user)
         rows = repo.list_events(conn, activityid)
     return {"value": [_jsonable(r) for r in rows]}
+
+
+@router.get("/views", tags=["views"])
+def list_views(request: Request, user: User) -> dict[str, Any]:
+    """Shipped and user-defined saved views."""
+    from .. import views
+
+    return {
+        "value": [
+            {
+                "savedqueryid": str(v.id),
+                "slug": v.slug,
+                "name": v.name,
+                "description": v.description,
+                "returnedtypecode": v.entity,
+                "shipped": v.shipped,
+            }
+            for v in views.all_views(request.app.state.settings.data_dir)
+        ]
+    }
+
+
+@router.get("/views/{key}/rows", tags=["views"])
+def run_view(key: str, request: Request, user: User) -> dict[str, Any]:
+    """Run a saved view for the caller (their rows, their time zone)."""
+    from .. import views
+    from ..fetchxml import load_caller
+
+    view = views.find(request.app.state.settings.data_dir, key)
+    with _engine(request).connect() as conn:
+        result = views.run(conn, view, load_caller(conn, user["systemuserid"]))
+    return {
+        "view": view.slug,
+        "columns": list(result.columns),
+        "more_records": result.more_records,
+        "value": [_jsonable(r) for r in result.rows],
+    }

@@ -225,6 +225,51 @@ def who_am_i(request: Request) -> Any:
     return _handle(run)
 
 
+def _saved_queries(request: Request) -> Any:
+    """`savedqueries`: the shipped and user views (Dataverse's system-view entity set)."""
+    from .. import views
+
+    with _engine(request).connect():
+        current_user(request)
+    base = str(request.base_url).rstrip("/")
+    return JSONResponse(
+        {
+            "@odata.context": f"{base}{PREFIX}/$metadata#savedqueries",
+            "value": [
+                {
+                    "savedqueryid": str(v.id),
+                    "name": v.name,
+                    "description": v.description,
+                    "returnedtypecode": v.entity,
+                    "fetchxml": v.fetchxml,
+                    "querytype": 0,
+                    "isdefault": v.slug == "engaged-this-week",
+                }
+                for v in views.all_views(request.app.state.settings.data_dir)
+            ],
+        }
+    )
+
+
+def _saved_query_xml(request: Request, key: str, info: EntityInfo) -> str:
+    from .. import views
+
+    try:
+        view = views.find(request.app.state.settings.data_dir, str(uuid.UUID(key)))
+    except (ValueError, MailSignalError) as exc:
+        raise DataverseError(
+            404, "0x80040217", f"savedquery With Id = {key} Does Not Exist"
+        ) from exc
+    if view.entity != info.name:
+        raise DataverseError(
+            400,
+            "0x80041128",
+            "The entity name specified in the saved "
+            "query does not match the entity name in the URL.",
+        )
+    return view.fetchxml
+
+
 def _with_count(xml: str) -> str:
     root = ET.fromstring(xml)  # noqa: S314 - the text already passed fetchxml.parse
     root.set("returntotalrecordcount", "true")
@@ -239,12 +284,16 @@ def retrieve(segment: str, request: Request) -> Any:
         key = _KEY.match(segment)
         if key:
             return _retrieve_one(request, _entity_set(key["set"]), uuid.UUID(key["id"]))
+        if segment == "savedqueries":
+            return _saved_queries(request)
         info = _entity_set(segment)
         params = dict(request.query_params)
         for name in params:
-            if name not in ("fetchXml", "$count"):
+            if name not in ("fetchXml", "$count", "savedQuery"):
                 raise DataverseError(400, "0x0", f"The query parameter {name} is not supported")
         xml = params.get("fetchXml")
+        if params.get("savedQuery"):
+            xml = _saved_query_xml(request, params["savedQuery"], info)
         if not xml:
             raise DataverseError(
                 400,
