@@ -95,8 +95,12 @@ def add(
     if "-->" in name + description:
         raise InputError("name and description cannot contain '-->'")
     # Compile, not just parse: unknown attributes and operators are semantic errors.
-    compile_fetch(parse(fetchxml), Caller(uuid.UUID(int=0), is_admin=True),
-                  now=datetime.now(UTC), dialect_name="sqlite")
+    compile_fetch(
+        parse(fetchxml),
+        Caller(uuid.UUID(int=0), is_admin=True),
+        now=datetime.now(UTC),
+        dialect_name="sqlite",
+    )
     if any(v.slug == slug and v.shipped for v in all_views(data_dir)):
         raise InputError(f"{slug!r} is a shipped view; choose another slug")
     path = user_dir(data_dir) / f"{slug}.xml"
