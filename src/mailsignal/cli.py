@@ -13,19 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from . import __version__, instrument, outgoing
+from . import __version__, console, instrument, outgoing
 from .errors import InputError, MailSignalError, NotFoundError
 from .mail.cli_mail import import_mail, mailbox_app, sync_replies
 from .mail.cli_relay import outbound_app, relay
-from .settings import Settings, create_secret, load_keyring, load_settings, rotate_secret
+from .settings import create_secret, load_settings, rotate_secret
 from .store import repo
-from .store.db import is_initialised, make_engine, migrate
+from .store.db import make_engine, migrate
 from .store.scores import TABLES
-from .tokens import Signer
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -58,25 +56,8 @@ app.command("sync-replies")(sync_replies)
 import_app.command("mail")(import_mail)
 app.add_typer(outbound_app, name="outbound")
 
-# Wide enough for ids when piped (Rich would otherwise assume 80 columns and fold them).
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)  # one line per error, even when piped
-
-
-def _settings() -> Settings:
-    return load_settings()
-
-
-def _engine(settings: Settings) -> Any:
-    engine = make_engine(settings.db_url)
-    if not is_initialised(engine):
-        raise MailSignalError("the database is not initialised: run `mailsignal init` first")
-    return engine
-
-
-def _signer(settings: Settings) -> Signer:
-    keys, current = load_keyring(settings.secret_file)
-    return Signer(keys, current)
+out, err = console.out, console.err
+_settings, _engine, _signer = console.settings, console.engine, console.signer
 
 
 @app.command()
@@ -645,11 +626,11 @@ def score_cmd(
         raise InputError("give exactly one of --recompute or --explain ADDRESS")
     if explain is None:
         with engine.connect() as conn:
-            total = sum(
+            parties = sum(
                 conn.execute(select(func.count()).select_from(t)).scalar() or 0
                 for t, _k in TABLES.values()
             )
-        bar, task = _progress_bar(total, "scores")
+        bar, task = _progress_bar(parties, "scores")
         with bar:
             done = recompute_scores(engine, settings, progress=lambda n: bar.advance(task, n))
         out.print(f"recomputed {done} scores")

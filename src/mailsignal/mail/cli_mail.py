@@ -19,23 +19,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from .. import console
 from ..errors import InputError, MailSignalError
-from ..settings import Settings, load_keyring, load_settings
-from ..store.db import is_initialised, make_engine
+from ..settings import Settings, load_keyring
 from .imap import connect_imap
 from .sync import IncomingMessage, Outcome, SyncSummary, import_messages, sync_all
 from .sync import mailboxes as mb
 
 mailbox_app = typer.Typer(no_args_is_help=True, help="Reps' IMAP mailboxes read for replies.")
 import_app = typer.Typer(no_args_is_help=True, help="Import data from files.")
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+out, err = console.out, console.err
 COLUMNS = (  # summary column -> outcome
     ("replies", Outcome.REPLY),
     ("forwards", Outcome.FORWARD),
@@ -49,15 +47,7 @@ COLUMNS = (  # summary column -> outcome
 )
 
 
-def _settings() -> Settings:
-    return load_settings()
-
-
-def _engine(settings: Settings) -> Engine:
-    engine = make_engine(settings.db_url)
-    if not is_initialised(engine):
-        raise MailSignalError("the database is not initialised: run `mailsignal init` first")
-    return engine
+_settings, _engine = console.settings, console.engine
 
 
 @mailbox_app.command("set")

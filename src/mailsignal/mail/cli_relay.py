@@ -11,39 +11,26 @@ import contextlib
 import functools
 import logging
 import signal
-import sys
 import time
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine
 
-from ..errors import MailSignalError
-from ..settings import Settings, load_keyring, load_settings
-from ..store.db import is_initialised, make_engine, migrate
-from ..tokens import Signer
+from .. import console
+from ..settings import Settings, load_settings
+from ..store.db import migrate
 from .delivery import OutboundWorker
 from .outbound import QueuedMessage, Spool
 from .server import RelayServer, committed, mark_failed
 from .smarthost import SmtpTransport
 
-out = Console(width=None if sys.stdout.isatty() else 160)
+out = console.out
 outbound_app = typer.Typer(no_args_is_help=True, help="The relay's outbound queue.")
 
 
-def _engine(settings: Settings) -> Engine:
-    engine = make_engine(settings.db_url)
-    if not is_initialised(engine):
-        raise MailSignalError("the database is not initialised: run `mailsignal init` first")
-    return engine
-
-
-def _signer(settings: Settings) -> Signer:
-    keys, current = load_keyring(settings.secret_file)
-    return Signer(keys, current)
+_engine, _signer = console.engine, console.signer
 
 
 def relay(

@@ -179,6 +179,18 @@ email = Table(
     Column("noiseflag", Boolean, nullable=False, server_default=false()),
     Column("engagementverdict", String(16), nullable=False, server_default="none"),
     *_stamps(),
+    # "Engaged This Week" and its human twin (bench/views.py, migration 0004): a range on
+    # the last-open time, the count bounds checked in the index, per rep and for everyone.
+    Index("ix_email_lastopened", "lastopenedtime", "opencount", "directioncode"),
+    Index("ix_email_lasthumanopened", "lasthumanopenedtime", "humanopencount", "directioncode"),
+    Index("ix_email_owner_lastopened", "ownerid", "lastopenedtime", "opencount", "directioncode"),
+    Index(
+        "ix_email_owner_lasthumanopened",
+        "ownerid",
+        "lasthumanopenedtime",
+        "humanopencount",
+        "directioncode",
+    ),
 )
 
 emaildelivery = Table(
@@ -194,6 +206,8 @@ emaildelivery = Table(
     Column("status", String(16), nullable=False, server_default="sent"),
     Column("createdon", UtcDateTime, nullable=False, default=utcnow),
     UniqueConstraint("emailactivityid", "emailaddress"),
+    # A party's deliveries (store/scores.py reads them for every score update).
+    Index("ix_emaildelivery_recipient", "recipientobjectid", "recipientobjecttypecode"),
 )
 
 trackedlink = Table(
