@@ -127,11 +127,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    env: dict[str, str], *args: str, check: bool = True, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real `mailsignal` command."""
     exe = Path(sys.executable).with_name("mailsignal")
     return subprocess.run(
-        [str(exe), *args], env=env, capture_output=True, text=True, check=check, timeout=120
+        [str(exe), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+        input=input_text,
     )
 
 
