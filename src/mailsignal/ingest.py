@@ -344,19 +344,27 @@ def recount(conn: Connection, email_ids: Iterable[uuid.UUID], settings: Settings
             c["_human"] = True
         c["_any"] = True
     now = datetime.now(UTC)
+    rows = []
     for activity_id, c in counts.items():
         label = "human" if c.pop("_human") else ("machine" if c.pop("_any", False) else "none")
         c.pop("_any", None)
-        conn.execute(
-            update(email)
-            .where(email.c.activityid == activity_id)
-            .values(
-                **c,
-                engagementverdict=label,
-                noiseflag=c["opencount"] > settings.noise_open_threshold,
-                modifiedon=now,
-            )
+        rows.append(
+            {
+                **{f"b_{k}": v for k, v in c.items()},
+                "b_id": activity_id,
+                "b_engagementverdict": label,
+                "b_noiseflag": c["opencount"] > settings.noise_open_threshold,
+                "b_modifiedon": now,
+            }
         )
+    # One executemany, not one compiled UPDATE per email: ingest recounts thousands per batch.
+    columns = [*_zero().keys() - {"_human", "_any"}, "engagementverdict", "noiseflag", "modifiedon"]
+    conn.execute(
+        update(email)
+        .where(email.c.activityid == bindparam("b_id"))
+        .values({name: bindparam(f"b_{name}") for name in columns}),
+        rows,
+    )
     # Scores and roll-ups move with the counters, in the same transaction.
     rescore_for_emails(conn, ids, settings, now)
 

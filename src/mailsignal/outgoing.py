@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, insert, update
+from sqlalchemy import Connection, CursorResult, func, insert, select, update
 
 from . import instrument
 from .attachments import AttachmentLink, find_attachments, replace_attachments
@@ -27,12 +27,45 @@ from .store.schema import email, emaildelivery, trackedattachment, trackedlink
 from .tokens import Signer
 
 
-@dataclass(frozen=True, slots=True)
 class TrackedCopy:
-    recipient: str
-    delivery_id: int
-    decision: TrackingDecision
-    message: EmailMessage
+    """One recipient's copy. A copy rendered from the prepared message becomes an
+    `EmailMessage` only when `message` is read: the relay needs its bytes alone."""
+
+    __slots__ = ("_message", "_rendered", "decision", "delivery_id", "recipient")
+
+    def __init__(
+        self,
+        recipient: str,
+        delivery_id: int,
+        decision: TrackingDecision,
+        message: EmailMessage | instrument.Copy,
+    ) -> None:
+        self.recipient, self.delivery_id, self.decision = recipient, delivery_id, decision
+        self._message = message if isinstance(message, EmailMessage) else None
+        self._rendered = message if isinstance(message, instrument.Copy) else None
+
+    @property
+    def message(self) -> EmailMessage:
+        if self._message is None:
+            assert self._rendered is not None
+            self._message = self._rendered.message()
+        return self._message
+
+    def as_bytes(self, linesep: str | None = None) -> bytes:
+        """`message.as_bytes()` with the message's own policy, `linesep` ending each line
+        if given; a rendered copy is written from its template, never built."""
+        if self._message is None and self._rendered is not None:
+            return self._rendered.as_bytes(linesep)
+        msg = self.message
+        return msg.as_bytes(
+            policy=msg.policy if linesep is None else msg.policy.clone(linesep=linesep)
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"TrackedCopy(recipient={self.recipient!r}, delivery_id={self.delivery_id}, "
+            f"decision={self.decision!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +111,7 @@ def track(
     conn: Connection,
     signer: Signer,
     base_url: str,
-    msg: EmailMessage,
+    msg: EmailMessage | instrument.Prepared,
     *,
     sender: str,
     recipients: list[str],
@@ -87,6 +120,10 @@ def track(
     attachments: AttachmentFiles | None = None,
 ) -> TrackedEmail:
     """Store the email and return each recipient's (instrumented or untouched) copy.
+
+    `msg` is copied first, so the caller's message stays as given; a caller that hands
+    over a message of its own can pass `instrument.prepare(msg)` instead (the relay scans
+    the message before it takes the database lock), which is used as it is.
 
     With `attachments` (its policy not "off"), the attachments it selects are kept as
     files and replaced in each tracked copy by per-recipient download links; untracked
@@ -100,15 +137,20 @@ def track(
     if user["isdisabled"]:
         raise InputError(f"sender {sender} is disabled")
     org = repo.get_org(conn)
-    msg = copy.deepcopy(msg)  # the caller's message stays as given
-    if msg.get("Message-ID") is None:
-        msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    message_id = str(msg["Message-ID"]).strip()
+    prepared: instrument.Prepared | None = None
+    if isinstance(msg, instrument.Prepared):
+        prepared, mail = msg, msg.msg
+    else:
+        mail = copy.deepcopy(msg)  # the caller's message stays as given
+    if mail.get("Message-ID") is None:
+        mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message_id = str(mail["Message-ID"]).strip()
     normalised = list(dict.fromkeys(repo.normalise_address(r) for r in recipients))
 
+    parties = _find_parties(conn, normalised)
     decisions: list[tuple[str, TrackingDecision, tuple[str, uuid.UUID, bool] | None]] = []
     for address in normalised:
-        party = repo.find_party(conn, address)
+        party = parties.get(address)
         decision = instrument.decide(
             bool(org["isemailmonitoringallowed"]),
             bool(user["emailengagementoptin"]),
@@ -121,7 +163,7 @@ def track(
     conn.execute(
         insert(email).values(
             activityid=activity_id,
-            subject=str(msg.get("Subject", ""))[:800],
+            subject=str(mail.get("Subject", ""))[:800],
             senton=sent_at or datetime.now(UTC),
             sender=repo.normalise_address(sender),
             torecipients=";".join(normalised)[:10000],
@@ -133,7 +175,9 @@ def track(
             followemailuserpreference=bool(user["emailengagementoptin"]),
         )
     )
-    links = instrument.extract_links(msg)
+    if prepared is None:
+        prepared = instrument.prepare(mail)
+    links = prepared.links
     link_ids: dict[str, int] = {}
     if links:
         # One statement for all links (a sales email has dozens): RETURNING in parameter
@@ -164,28 +208,57 @@ def track(
         honeypot_link = _new_id(result)
     files: dict[int, tuple[int, AttachmentMeta]] = {}
     if attachments is not None and any(d.tracked for _a, d, _p in decisions):
-        files = _store_attachments(conn, attachments, msg, activity_id)
+        files = _store_attachments(conn, attachments, mail, activity_id)
 
-    copies: list[TrackedCopy] = []
-    for address, decision, party in decisions:
-        result = conn.execute(
-            insert(emaildelivery).values(
-                emailactivityid=activity_id,
-                emailaddress=address,
-                recipientobjectid=party[1] if party else None,
-                recipientobjecttypecode=party[0] if party else None,
-                tracked=decision.tracked,
-                untrackedreasons=list(decision.reasons),
-            )
+    # One statement for all deliveries too, their ids in recipient order.
+    delivery_ids = [
+        int(row[0])
+        for row in conn.execute(
+            insert(emaildelivery).returning(
+                emaildelivery.c.deliveryid, sort_by_parameter_order=True
+            ),
+            [
+                {
+                    "emailactivityid": activity_id,
+                    "emailaddress": address,
+                    "recipientobjectid": party[1] if party else None,
+                    "recipientobjecttypecode": party[0] if party else None,
+                    "tracked": decision.tracked,
+                    "untrackedreasons": list(decision.reasons),
+                }
+                for address, decision, party in decisions
+            ],
         )
-        delivery_id = _new_id(result)
-        message = (
-            _instrument_copy(signer, base_url, msg, delivery_id, link_ids, honeypot_link, files)
+    ]
+    copies: list[TrackedCopy] = []
+    for (address, decision, _party), delivery_id in zip(decisions, delivery_ids, strict=True):
+        message: EmailMessage | instrument.Copy = (
+            _instrument_copy(
+                signer, base_url, prepared, delivery_id, link_ids, honeypot_link, files
+            )
             if decision.tracked
-            else msg
+            else mail
         )
         copies.append(TrackedCopy(address, delivery_id, decision, message))
     return TrackedEmail(activity_id, message_id, copies)
+
+
+def _find_parties(conn: Connection, addresses: list[str]) -> dict[str, tuple[str, uuid.UUID, bool]]:
+    """`repo.find_party` for many addresses: a few statements, not three per address."""
+    found: dict[str, tuple[str, uuid.UUID, bool]] = {}
+    for kind, table, key in repo.PARTIES:
+        wanted = [a.lower() for a in addresses if a.lower() not in found]
+        for start in range(0, len(wanted), 500):
+            address = func.lower(table.c.emailaddress1)
+            rows = conn.execute(
+                select(address, table.c[key], table.c.followemail).where(
+                    address.in_(wanted[start : start + 500])
+                )
+            )
+            for lowered, party_id, follow in rows:
+                if lowered not in found:  # the first row, as find_party's LIMIT 1 takes
+                    found[lowered] = (kind, party_id, bool(follow))
+    return found
 
 
 def _new_id(result: CursorResult[Any]) -> int:
@@ -226,12 +299,12 @@ def _store_attachments(
 def _instrument_copy(
     signer: Signer,
     base_url: str,
-    msg: EmailMessage,
+    prepared: instrument.Prepared,
     delivery_id: int,
     link_ids: dict[str, int],
     honeypot_link: int | None,
     files: dict[int, tuple[int, AttachmentMeta]],
-) -> EmailMessage:
+) -> EmailMessage | instrument.Copy:
     def rewrite(url: str) -> str:
         token = signer.sign(TokenKind.CLICK, delivery_id, link_ids[url], url)
         return f"{base_url}/c/{token}"
@@ -240,9 +313,9 @@ def _instrument_copy(
     honeypot_url = None
     if honeypot_link is not None:
         honeypot_url = f"{base_url}/c/{signer.sign(TokenKind.HONEYPOT, delivery_id, honeypot_link)}"
-    out = instrument.instrument(msg, rewrite, pixel, honeypot_url)
+    rendered = prepared.render(rewrite, pixel, honeypot_url)
     if not files:
-        return out
+        return rendered
     # After instrumenting, so the download links are not rewritten into click links.
     links = {
         index: AttachmentLink(
@@ -252,7 +325,7 @@ def _instrument_copy(
         )
         for index, (attachment_id, meta) in files.items()
     }
-    return replace_attachments(out, links, in_place=True)
+    return replace_attachments(rendered.message(), links, in_place=True)
 
 
 def mark_delivery_failed(conn: Connection, delivery_id: int) -> None:

@@ -39,6 +39,9 @@ GMAIL_PREFETCH = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like "
     "Gecko) Chrome/42.0.2311.135 Safari/537.36 Edge/12.246 Mozilla/5.0"
 )
+APPLE_WEBKIT = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
+)
 SLACK = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
 BARRACUDA = "Barracuda Sentinel (EE)"
 APPLE = "104.28.28.10"  # Apple Private Relay egress 104.28.28.0/26
@@ -115,7 +118,11 @@ CASES: dict[str, tuple[list[Event], list[Event]]] = {
         [ev(HOUR, "click", IPHONE, HOME)],
     ),
     "request.head": ([ev(HOUR, method="HEAD")], [ev(HOUR)]),
-    "useragent.outdated_chrome": ([ev(HOUR, "click", OLD_CHROME)], [ev(HOUR, "click", CHROME)]),
+    "useragent.outdated_chrome": (
+        [ev(HOUR, "click", OLD_CHROME, AWS)],
+        # a pinned corporate browser at home is not a sandbox
+        [ev(HOUR, "click", OLD_CHROME, HOME)],
+    ),
     "timing.within_seconds_of_send": ([ev(3)], [ev(30)]),
     "timing.before_send": ([ev(-600)], [ev(60)]),
     "useragent.person_client": ([ev(HOUR)], [ev(HOUR, ua="curl/8.5.0")]),
@@ -140,8 +147,31 @@ CASES: dict[str, tuple[list[Event], list[Event]]] = {
         [ev(HOUR, ip="203.0.113.1"), ev(HOUR + 5, ip="203.0.113.1")],
     ),
     "repeat.proxy_refetch": (
+        [ev(HOUR, ua=GMAIL_PREFETCH, ip=GOOGLE), ev(HOUR + 180, ua=GMAIL_PREFETCH, ip=GOOGLE)],
+        # Gmail's image proxy fetching again is the person opening again.
         [ev(HOUR, ua=GMAIL_PROXY, ip=GOOGLE), ev(HOUR + 180, ua=GMAIL_PROXY, ip=GOOGLE)],
-        [ev(HOUR, ua=GMAIL_PROXY, ip=GOOGLE), ev(HOUR + 3 * HOUR, ua=GMAIL_PROXY, ip=GOOGLE)],
+    ),
+    "network.apple_mpp_webkit": (
+        [ev(HOUR, ua=APPLE_WEBKIT, ip=APPLE)],
+        [ev(HOUR, ua=APPLE_WEBKIT, ip=HOME)],
+    ),
+    "network.cloud_click_at_delivery": (
+        [ev(60, "click", CHROME, AWS)],
+        [ev(HOUR, "click", CHROME, AWS)],
+    ),
+    "burst.open_in_link_sweep": (
+        [
+            ev(HOUR, "click", OLD_CHROME, EOP, link=1),
+            ev(HOUR + 0.5, "click", OLD_CHROME, EOP, link=2),
+            ev(HOUR + 1, "click", OLD_CHROME, EOP, link=3),
+            ev(HOUR + 1.5, ua=OLD_CHROME, ip=EOP),
+        ],
+        [
+            ev(HOUR, "click", OLD_CHROME, EOP, link=1),
+            ev(HOUR + 0.5, "click", OLD_CHROME, EOP, link=2),
+            ev(HOUR + 1, "click", OLD_CHROME, EOP, link=3),
+            ev(HOUR + 60, ua=OUTLOOK),
+        ],
     ),
     "corroboration.later_click": (
         [ev(2 * HOUR, "click", CHROME), ev(HOUR)],

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..model import Classification, EventKind, Evidence, Facts, Verdict
 
-VERSION = "2026.11.2"
+VERSION = "2026.11.3"
 
 # Before any evidence: a click is more often a person than a pixel fetch is, because
 # pixels are fetched by every proxy and prefetcher on delivery.

@@ -46,6 +46,17 @@ def many_addresses(ev: Event, _i: int, t: Timeline, _c: Context) -> str | None:
     return None
 
 
+def open_in_link_sweep(ev: Event, _i: int, t: Timeline, ctx: Context) -> str | None:
+    clicks = [o for o in t.window(ev.at, 3) if o.kind is EventKind.CLICK and not o.honeypot]
+    links = {o.link_id for o in clicks}
+    if len(links) >= 3 or (ctx.link_count >= 2 and len(links) >= ctx.link_count):
+        return (
+            f"Fetched within 3 s of a sweep over {len(links)} links: the scanner that "
+            "followed every link loaded the pixel too."
+        )
+    return None
+
+
 def click_confirms_open(ev: Event, i: int, t: Timeline, _c: Context) -> str | None:
     if t.first_pass[i] is Verdict.MACHINE:  # a prefetch or scan is not the person's open
         return None
@@ -75,7 +86,8 @@ def after_scanner_check(ev: Event, i: int, t: Timeline, _c: Context) -> str | No
 
 
 def proxy_refetch(ev: Event, i: int, t: Timeline, _c: Context) -> str | None:
-    proxied = category(ev) in ("image-proxy", "prefetcher") or ev.fact("ua", "bare_mozilla")
+    # Not webmail image proxies: Gmail's proxy fetching again is the person opening again.
+    proxied = category(ev) == "prefetcher" or ev.fact("ua", "bare_mozilla")
     if not proxied:
         return None
     for j in range(i - 1, -1, -1):

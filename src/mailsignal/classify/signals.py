@@ -59,6 +59,20 @@ def apple_mpp(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
     return None
 
 
+def apple_mpp_webkit(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if (
+        ev.fact("ua", "family") == "Apple Mail"
+        and "apple-private-relay" in ev.labels()
+        and not ev.fact("ua", "bare_mozilla")
+    ):
+        return (
+            "Apple Mail's stripped WebKit user agent from an iCloud Private Relay egress "
+            "address: the form Apple's privacy fetches also take, so most likely MPP "
+            "rather than a reading (weaker than the bare 'Mozilla/5.0' case)."
+        )
+    return None
+
+
 def bare_mozilla(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
     if ev.fact("ua", "bare_mozilla") and "apple-private-relay" not in ev.labels():
         return (
@@ -92,8 +106,12 @@ def person_client(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
     return None
 
 
-def outdated_chrome(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if ev.fact("ua", "outdated_chrome"):
+def outdated_chrome(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | None:
+    # Alone it is a weak hint (pinned corporate browsers exist); it counts only where
+    # detonation sandboxes run: on a gateway or cloud network, or at delivery time.
+    at_delivery = ctx.sent_at is not None and (ev.at - ctx.sent_at).total_seconds() < 600
+    where = ev.labels() & (GATEWAYS | CLICK_SCANNER_NETS)
+    if ev.fact("ua", "outdated_chrome") and (at_delivery or where):
         return (
             f"Chrome {ev.fact('ua', 'major')} is many versions old, as sandboxed link "
             "detonation (Safe Links) reports; people's browsers update themselves."
@@ -120,11 +138,27 @@ def security_gateway(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | Non
     return None
 
 
-def cloud_click(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+def _cloud_click(ev: Event) -> bool:
     labels = ev.labels()
     if ev.kind is EventKind.OPEN or labels & GATEWAYS or "apple-private-relay" in labels:
+        return False
+    return bool(labels & CLICK_SCANNER_NETS)
+
+
+def cloud_click_at_delivery(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | None:
+    if ctx.sent_at is None or not _cloud_click(ev):
         return None
-    if labels & CLICK_SCANNER_NETS:
+    minutes = (ev.at - ctx.sent_at).total_seconds() / 60
+    if 0 <= minutes < 10:
+        return (
+            f"Clicked from a cloud network {minutes:.0f} min after sending: link "
+            "scanners run from there at delivery time."
+        )
+    return None
+
+
+def cloud_click(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+    if _cloud_click(ev):
         owner = ev.fact("net", "owner") or "a cloud provider"
         return (
             f"Click from {owner}'s network: link scanners (Safe Links, sandboxes) run "

@@ -15,9 +15,13 @@ got no 250 and will resend): the worker deletes them. A crash after the commit l
 `.pending` files whose email exists: the worker promotes them. Either way nothing
 answered with 250 is lost and nothing unrecorded is sent.
 
-Every file is written to a temporary name, fsynced and renamed (store/files.py). A
-worker claims an entry with `flock` on its `.eml`, so several relay processes can share
-one spool, and a killed worker's claim ends with its process.
+Every file is written to a temporary name, fsynced and renamed (store/files.py). The
+relay stages the entries of one message with `durable=False` and makes them durable with
+one `sync`: their files are fsynced all at once (the filesystem commits them to its
+journal together, where one fsync after the other waits for a journal commit each),
+renamed, and the directory is fsynced once. A worker claims an entry with `flock` on its
+`.eml`, so several relay processes can share one spool, and a killed worker's claim ends
+with its process.
 """
 
 from __future__ import annotations
@@ -27,13 +31,47 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..store.files import fsync_dir, write_atomic
+
+_FSYNC_THREADS = 8
+_fsync_pool: ThreadPoolExecutor | None = None
+_fsync_pool_lock = threading.Lock()
+
+
+def _fsyncs() -> ThreadPoolExecutor:
+    """Threads that wait on fsync (shared by every spool; idle threads cost nothing)."""
+    global _fsync_pool
+    with _fsync_pool_lock:
+        if _fsync_pool is None:
+            _fsync_pool = ThreadPoolExecutor(_FSYNC_THREADS, thread_name_prefix="spool-fsync")
+        return _fsync_pool
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create `path` (it must not exist) with `data`, without fsync."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass(slots=True)
@@ -75,6 +113,9 @@ class Spool:
         self.root = root
         self.failed_dir = root / "failed"
         self.failed_dir.mkdir(parents=True, exist_ok=True)
+        # Entries staged with durable=False: id -> [(temporary path, final path)].
+        self._unsynced: dict[str, list[tuple[Path, Path]]] = {}
+        self._lock = threading.Lock()
 
     def _path(self, entry_id: str, suffix: str) -> Path:
         if not entry_id or "/" in entry_id or entry_id.startswith("."):
@@ -92,8 +133,14 @@ class Spool:
         options: list[str] | None = None,
         activity_id: str | None = None,
         bounce: bool = False,
+        durable: bool = True,
     ) -> str:
-        """Write a `.pending` entry (no directory fsync: `sync` does it once for a batch)."""
+        """Write a `.pending` entry (no directory fsync: `sync` does it once for a batch).
+
+        With `durable=False` the entry's files are written under temporary names only,
+        neither fsynced nor named: `sync(ids)` does both for a batch of entries at once,
+        and until then `discard` forgets the entry.
+        """
         entry_id = f"{int(now * 1000):014d}-{uuid.uuid4().hex[:12]}"
         queued = QueuedMessage(
             entry_id,
@@ -106,15 +153,50 @@ class Spool:
             activity_id=activity_id,
             bounce=bounce,
         )
-        write_atomic(self._path(entry_id, ".eml"), data, sync_dir=False)
-        write_atomic(self._path(entry_id, ".pending"), queued.to_json(), sync_dir=False)
+        if durable:
+            write_atomic(self._path(entry_id, ".eml"), data, sync_dir=False)
+            write_atomic(self._path(entry_id, ".pending"), queued.to_json(), sync_dir=False)
+            return entry_id
+        files: list[tuple[Path, Path]] = []
+        try:
+            for suffix, blob in ((".eml", data), (".pending", queued.to_json())):
+                final = self._path(entry_id, suffix)
+                files.append((final.with_name(f".{final.name}.tmp"), final))
+                _write_new(files[-1][0], blob)
+        except BaseException:
+            for tmp, _final in files:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            raise
+        with self._lock:
+            self._unsynced[entry_id] = files
         return entry_id
 
-    def sync(self) -> None:
+    def sync(self, ids: Sequence[str] = ()) -> None:
+        """Make staged entries durable: fsync the files of `ids` staged with
+        `durable=False` all at once and name them, then fsync the directory."""
+        with self._lock:
+            files = [f for entry_id in ids for f in self._unsynced.pop(entry_id, [])]
+        try:
+            if len(files) > 1:
+                list(_fsyncs().map(_fsync_file, [tmp for tmp, _final in files]))
+            elif files:
+                _fsync_file(files[0][0])
+            for tmp, final in files:  # named only once every file is on disk
+                os.replace(tmp, final)
+        except BaseException:
+            for tmp, _final in files:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            raise
         fsync_dir(self.root)
 
     def commit(self, ids: list[str]) -> None:
         """Make staged entries deliverable (after the database commit)."""
+        with self._lock:
+            unsynced = [entry_id for entry_id in ids if entry_id in self._unsynced]
+        if unsynced:
+            self.sync(unsynced)
         for entry_id in ids:
             os.replace(self._path(entry_id, ".pending"), self._path(entry_id, ".json"))
         if ids:
@@ -122,6 +204,11 @@ class Spool:
 
     def discard(self, ids: list[str]) -> None:
         """Forget staged entries (the transaction rolled back; the client gets a 4xx)."""
+        with self._lock:
+            files = [f for entry_id in ids for f in self._unsynced.pop(entry_id, [])]
+        for tmp, _final in files:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         for entry_id in ids:
             for suffix in (".pending", ".eml"):
                 with contextlib.suppress(FileNotFoundError):

@@ -35,7 +35,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import outgoing
+from .. import instrument, outgoing
 from ..errors import AuthError, InputError, MimeError, NotFoundError, StoreError
 from ..instrument import parse_message
 from ..settings import Settings
@@ -226,6 +226,9 @@ class RelayHandler:
             message_id = make_msgid(domain=mail_from.rpartition("@")[2] or None)
             raw = f"Message-ID: {message_id}\r\n".encode("ascii") + raw
             msg["Message-ID"] = message_id
+        # Scanned once for every copy, and before the lock: other messages' transactions
+        # (and their fsyncs) need not wait for this one's parsing.
+        prepared = instrument.prepare(msg)
         envelope = {repo.normalise_address(r): r for r in reversed(rcpts)}
         staged: list[str] = []
         try:
@@ -234,7 +237,7 @@ class RelayHandler:
                     conn,
                     self.signer,
                     self.settings.base_url,
-                    msg,
+                    prepared,
                     sender=mail_from,
                     recipients=[repo.normalise_address(r) for r in rcpts],
                     honeypot=self.settings.honeypot,
@@ -247,10 +250,10 @@ class RelayHandler:
                     staged.append(self._stage(raw, mail_from, rcpt, options, activity_id))
                 for c in tracked.copies:
                     if c.decision.tracked:
-                        data = c.message.as_bytes(policy=c.message.policy.clone(linesep="\r\n"))
+                        data = c.as_bytes(linesep="\r\n")
                         rcpt = [Rcpt(envelope[c.recipient], c.delivery_id)]
                         staged.append(self._stage(data, mail_from, rcpt, options, activity_id))
-                self.spool.sync()
+                self.spool.sync(staged)  # every entry's files at once, before the commit
         except BaseException:
             self.spool.discard(staged)
             raise
@@ -274,4 +277,5 @@ class RelayHandler:
             deadline=now + self.settings.outbound_bounce_after_hours * 3600,
             options=opts,
             activity_id=activity,
+            durable=False,  # made durable together by `sync`
         )

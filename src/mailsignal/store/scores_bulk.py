@@ -1,0 +1,236 @@
+"""Every party's score and roll-ups in one pass over the events (`score --recompute`).
+
+`scores.recompute_scores` rescores party by party: two queries per contact, lead and
+account, which is right for one new event and far too slow for all of them (issue #5,
+bench/scores.py). This module gives the same results set-wise:
+
+1. one query maps each delivery to its parties: the contact, lead or account it went
+   to, plus a contact's account (`parentcustomerid`), as `rescore_party` reads them;
+2. one streamed query (`yield_per`) reads the events that can matter, in table order;
+   each event's points (scoring.py's weight x decay, the same float operations) and
+   roll-up counts are added to its parties in memory;
+3. every party row is written with one executemany UPDATE per table, parties without
+   deliveries included (zero), as `recompute_scores` does.
+
+Events whose verdict is machine or unknown (other than a reply that is not machine) add
+0.0 points and no counts, so they are filtered out in SQL. The only difference from
+`recompute_scores` is the order in which each score's terms are summed, so a score may
+differ in its last bit before rounding to 6 decimals.
+
+Memory is a few words per delivery and per party, not per event. It runs in one
+transaction; a party rescored by ingest meanwhile is overwritten with the values of the
+pass (the same holds for `recompute_scores` within a batch).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
+
+from ..model import EventKind, Verdict
+from ..scoring import Weights, decay
+from ..settings import Settings
+from .schema import contact, emaildelivery, interactionforemail
+from .scores import TABLES, weights_of
+
+# Roll-up columns, in the order of the counters kept per party.
+COUNTED = ("humanopencount", "humanclickcount", "replycount", "humandownloadcount")
+_HUMAN_COLUMN = {EventKind.OPEN: 0, EventKind.CLICK: 1, EventKind.ATTACHMENT: 3}
+_REPLY = 2
+Party = tuple[str, uuid.UUID]
+
+
+class _Parties:
+    """Per-party accumulators, indexed by a slot number."""
+
+    def __init__(self) -> None:
+        self.slot: dict[Party, int] = {}
+        self.score: list[float] = []
+        self.counts: list[list[int]] = [[] for _ in COUNTED]
+        self.followed: list[int] = []
+        self.last: list[datetime | None] = []
+
+    def of(self, party: Party) -> int:
+        found = self.slot.get(party)
+        if found is None:
+            found = self.slot[party] = len(self.score)
+            self.score.append(0.0)
+            for column in self.counts:
+                column.append(0)
+            self.followed.append(0)
+            self.last.append(None)
+        return found
+
+
+def _spec(weights: Weights, kind: int, verdict: str) -> tuple[float, int]:
+    """(points weight, counter index or -1) of an event, as `rescore_party` counts it."""
+    ekind, ever = EventKind(kind), Verdict(verdict)
+    if ekind is EventKind.REPLY and ever is not Verdict.MACHINE:
+        column = _REPLY
+    elif ever is Verdict.HUMAN:
+        column = _HUMAN_COLUMN.get(ekind, -1)
+    else:
+        column = -1
+    return weights.weight(ekind, ever), column
+
+
+def _deliveries(conn: Connection, parties: _Parties) -> dict[int, tuple[int, ...]]:
+    """Delivery id -> the slots of its parties; counts tracked deliveries per party."""
+    d, c = emaildelivery, contact
+    rows = conn.execute(
+        select(
+            d.c.deliveryid,
+            d.c.recipientobjecttypecode,
+            d.c.recipientobjectid,
+            d.c.tracked,
+            c.c.parentcustomerid,
+        )
+        .select_from(
+            d.outerjoin(
+                c,
+                and_(
+                    d.c.recipientobjecttypecode == "contact", c.c.contactid == d.c.recipientobjectid
+                ),
+            )
+        )
+        .where(d.c.recipientobjectid.is_not(None), d.c.recipientobjecttypecode.in_(list(TABLES)))
+    )
+    shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+    found: dict[int, tuple[int, ...]] = {}
+    for delivery, kind, party, tracked, parent in rows:
+        slots: tuple[int, ...] = (parties.of((kind, party)),)
+        if parent is not None:
+            slots += (parties.of(("account", parent)),)
+        slots = shared.setdefault(slots, slots)
+        found[delivery] = slots
+        if tracked:
+            for s in slots:
+                parties.followed[s] += 1
+    return found
+
+
+def _events(
+    conn: Connection,
+    deliveries: dict[int, tuple[int, ...]],
+    parties: _Parties,
+    weights: Weights,
+    now: datetime,
+    batch: int,
+) -> int:
+    """Adds every relevant event to its parties; returns how many were read."""
+    ev = interactionforemail
+    relevant = or_(
+        ev.c.verdict.in_((Verdict.HUMAN.value, Verdict.FORWARD.value)),
+        and_(ev.c.interactiontype == int(EventKind.REPLY), ev.c.verdict != Verdict.MACHINE.value),
+    )
+    stmt = select(
+        ev.c.deliveryid, ev.c.interactiontype, ev.c.verdict, ev.c.emailinteractiontime
+    ).where(relevant)
+    specs: dict[tuple[int, str], tuple[float, int]] = {}
+    score, counts, last = parties.score, parties.counts, parties.last
+    read = 0
+    result = conn.execute(stmt.execution_options(yield_per=batch))
+    for part in result.partitions():
+        read += len(part)
+        for delivery, kind, verdict, at in part:
+            slots = deliveries.get(delivery)
+            if slots is None:
+                continue
+            spec = specs.get((kind, verdict))
+            if spec is None:
+                spec = specs[(kind, verdict)] = _spec(weights, kind, verdict)
+            weight, column = spec
+            if weight:
+                # scoring.contribution: weight x decay(age), the same float operations.
+                points = weight * decay(weights, (now - at).total_seconds())
+                for s in slots:
+                    score[s] += points
+            if column >= 0:
+                counter = counts[column]
+                for s in slots:
+                    counter[s] += 1
+                    seen = last[s]
+                    if seen is None or at > seen:
+                        last[s] = at
+    return read
+
+
+def _write(
+    conn: Connection,
+    parties: _Parties,
+    now: datetime,
+    batch: int,
+    progress: Callable[[int], None] | None,
+) -> int:
+    done = 0
+    for kind, (table, key) in TABLES.items():
+        stmt = (
+            update(table)
+            .where(table.c[key] == bindparam("b_key"))
+            .values(
+                engagementscore=bindparam("b_score"),
+                engagementscoreupdatedon=now,
+                emailsfollowedcount=bindparam("b_followed"),
+                lasthumanengagementon=bindparam("b_last"),
+                **{name: bindparam(f"b_{name}") for name in COUNTED},
+            )
+        )
+        ids = conn.execute(select(table.c[key])).scalars().all()
+        rows: list[dict[str, Any]] = []
+        for party in ids:
+            s = parties.slot.get((kind, party))
+            row: dict[str, Any] = {"b_key": party}
+            if s is None:
+                row.update(b_score=0.0, b_followed=0, b_last=None)
+                row.update({f"b_{name}": 0 for name in COUNTED})
+            else:
+                row.update(
+                    b_score=round(parties.score[s], 6),
+                    b_followed=parties.followed[s],
+                    b_last=parties.last[s],
+                )
+                row.update({f"b_{name}": parties.counts[i][s] for i, name in enumerate(COUNTED)})
+            rows.append(row)
+            if len(rows) >= batch:
+                conn.execute(stmt, rows)
+                done += len(rows)
+                if progress:
+                    progress(len(rows))
+                rows = []
+        if rows:
+            conn.execute(stmt, rows)
+            done += len(rows)
+            if progress:
+                progress(len(rows))
+    return done
+
+
+def recompute_scores_bulk(
+    engine: Engine,
+    settings: Settings,
+    progress: Callable[[int], None] | None = None,
+    *,
+    now: datetime | None = None,
+    batch: int = 10_000,
+) -> int:
+    """Every party's score and roll-ups from its events; same contract as `recompute_scores`.
+
+    Args:
+        progress: called with the number of parties written, batch by batch (the calls
+            add up to the number of contacts, leads and accounts).
+        now: the instant scores are computed for (default: the current time).
+        batch: rows per streamed fetch and per executemany.
+
+    Returns:
+        The number of parties written.
+    """
+    weights, now = weights_of(settings), now or datetime.now(UTC)
+    parties = _Parties()
+    with engine.begin() as conn:
+        deliveries = _deliveries(conn, parties)
+        _events(conn, deliveries, parties, weights, now, batch)
+        return _write(conn, parties, now, batch, progress)
