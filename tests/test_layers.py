@@ -30,7 +30,8 @@ LEVELS = {
     "sweep": 2,
     "web": 3,
     "mail": 3,
-    "cli": 3, "console": 3,
+    "cli": 3,
+    "console": 3,
 }
 FRAMEWORKS = {"fastapi", "starlette", "aiosmtpd", "typer", "jinja2", "granian", "rich"}
 
