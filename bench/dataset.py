@@ -12,7 +12,7 @@ stay); PostgreSQL then gets `VACUUM ANALYZE`, which autovacuum would do on its o
 The data (seeded, so both backends get the same rows):
 
 - one organization, one admin and `reps` (~200) reps with mixed time zones; owners are
-  Zipf-like (the busiest rep sends ~3% of the mail);
+  Zipf-like (the busiest rep sends ~5% of the mail);
 - `accounts`, `contacts` (80% with an account) and `leads`;
 - `emails` sent over the last 180 days, in send order, one delivery each (88% to a
   contact, 10% to a lead, 2% to an unknown address; 3% untracked, so no events);

@@ -2,7 +2,7 @@
 
 Issue #5's target: both versions of the view (raw opens, and human opens) answer in
 <= 50 ms on SQLite and on PostgreSQL, for an admin (every email) and for a rep (the
-row-level rule adds `ownerid = rep`; the busiest rep is used, ~3% of the mail).
+row-level rule adds `ownerid = rep`; the busiest rep is used, ~5% of the mail).
 
 For each backend the script builds the dataset (bench/dataset.py: emails over the last
 180 days, one delivery each, ~10 events per email, ~100k contacts; counters derived

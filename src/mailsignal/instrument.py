@@ -27,6 +27,7 @@ import base64
 import codecs
 import copy
 import email
+import functools
 import quopri
 import re
 import uuid
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email import errors as email_errors
 from email import policy
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from typing import Any
 
@@ -68,6 +70,37 @@ _NEWLINE = re.compile(rb"\r\n|\r|\n")  # the line endings the generator rewrites
 _Walked = tuple[Message, tuple[int, ...], str]  # (part, path, content type)
 
 
+class _MimeHeaders(HeaderRegistry):
+    """The stdlib header registry, parsing each distinct MIME header only once.
+
+    `EmailMessage` parses a header each time it is read (`get_content_type()`,
+    `get_content_charset()` and the generator read Content-Type again and again), while
+    a parsed header is immutable and depends on its name and value alone, so the parse
+    of the few short MIME headers a message's structure hangs on is shared.
+    """
+
+    _NAMES = frozenset({"content-type", "content-transfer-encoding", "content-disposition"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parse = functools.lru_cache(maxsize=1024)(super().__call__)
+
+    def __call__(self, name: str, value: Any) -> BaseHeader:
+        if type(value) is str and len(value) <= 256 and name.lower() in self._NAMES:
+            parsed: BaseHeader = self._parse(name, value)
+            return parsed
+        return super().__call__(name, value)
+
+    def __copy__(self) -> _MimeHeaders:
+        return self  # shared like the parses it holds (a message's deep copy copies it)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _MimeHeaders:
+        return self
+
+
+_POLICY = policy.default.clone(header_factory=_MimeHeaders())
+
+
 @dataclass(frozen=True, slots=True)
 class LinkRef:
     """One trackable link as written in the message."""
@@ -93,7 +126,7 @@ def parse_message(raw: bytes | str) -> EmailMessage:
     data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
     if not data.strip():
         raise MimeError("empty message: expected an RFC 5322 email with headers and a body")
-    msg = email.message_from_bytes(data, policy=policy.default)
+    msg = email.message_from_bytes(data, policy=_POLICY)
     names = {name.lower() for name in msg}
     if not names & _EMAIL_HEADERS:
         raise MimeError(

@@ -180,12 +180,11 @@ def track(
     links = prepared.links
     link_ids: dict[str, int] = {}
     if links:
-        # One statement for all links (a sales email has dozens): RETURNING in parameter
-        # order gives each its id on SQLite and PostgreSQL alike.
+        # One statement for all links (a sales email has dozens). RETURNING the position
+        # (unique per email) ties each id to its link in whatever order the rows come:
+        # asking for parameter order would make SQLite insert them one by one.
         inserted = conn.execute(
-            insert(trackedlink).returning(
-                trackedlink.c.linkid, trackedlink.c.position, sort_by_parameter_order=True
-            ),
+            insert(trackedlink).returning(trackedlink.c.linkid, trackedlink.c.position),
             [
                 {
                     "emailactivityid": activity_id,
@@ -210,28 +209,25 @@ def track(
     if attachments is not None and any(d.tracked for _a, d, _p in decisions):
         files = _store_attachments(conn, attachments, mail, activity_id)
 
-    # One statement for all deliveries too, their ids in recipient order.
-    delivery_ids = [
-        int(row[0])
-        for row in conn.execute(
-            insert(emaildelivery).returning(
-                emaildelivery.c.deliveryid, sort_by_parameter_order=True
-            ),
-            [
-                {
-                    "emailactivityid": activity_id,
-                    "emailaddress": address,
-                    "recipientobjectid": party[1] if party else None,
-                    "recipientobjecttypecode": party[0] if party else None,
-                    "tracked": decision.tracked,
-                    "untrackedreasons": list(decision.reasons),
-                }
-                for address, decision, party in decisions
-            ],
-        )
-    ]
+    # One statement for all deliveries too, tied to their rows by address (unique per email).
+    inserted = conn.execute(
+        insert(emaildelivery).returning(emaildelivery.c.deliveryid, emaildelivery.c.emailaddress),
+        [
+            {
+                "emailactivityid": activity_id,
+                "emailaddress": address,
+                "recipientobjectid": party[1] if party else None,
+                "recipientobjecttypecode": party[0] if party else None,
+                "tracked": decision.tracked,
+                "untrackedreasons": list(decision.reasons),
+            }
+            for address, decision, party in decisions
+        ],
+    )
+    delivery_ids = {str(address): int(delivery_id) for delivery_id, address in inserted}
     copies: list[TrackedCopy] = []
-    for (address, decision, _party), delivery_id in zip(decisions, delivery_ids, strict=True):
+    for address, decision, _party in decisions:
+        delivery_id = delivery_ids[address]
         message: EmailMessage | instrument.Copy = (
             _instrument_copy(
                 signer, base_url, prepared, delivery_id, link_ids, honeypot_link, files
