@@ -9,7 +9,14 @@ get, so it measures delivered mail, not accepted mail. Each message is a typical
 HTML sales email (text + HTML alternative, 30 links) to 1-3 recipients, one in three of
 them a do-not-track contact. Runs alternate direct/relay; medians and their ratio print.
 
+`--forwarder` adds a third contender for scale: a bare forwarder (aiosmtpd in, aiosmtplib
+out, its own process) that sends the same transactions as the relay (one per tracked
+recipient, one for the do-not-track ones) without parsing, recording, instrumenting or
+spooling anything. What it reaches bounds what any relay doing that fan-out on this
+machine can reach.
+
     .venv/bin/python bench/relay.py [--messages 200] [--concurrency 8] [--rounds 5]
+                                    [--forwarder]
 """
 
 from __future__ import annotations
@@ -45,6 +52,39 @@ class Sink:
         self.box.add(envelope.original_content)
         return "250 2.0.0 OK"
 c = Controller(Sink(sys.argv[1]), hostname="127.0.0.1", port=int(sys.argv[2]))
+c.start()
+print("ready", flush=True)
+while True:
+    time.sleep(3600)
+"""
+FORWARDER = """
+import asyncio, sys, time
+import aiosmtplib
+from aiosmtpd.controller import Controller
+class Forward:
+    def __init__(self, port): self.port, self.pool, self.tasks = port, None, set()
+    async def send(self, sender, rcpts, data):
+        if self.pool is None:
+            self.pool = asyncio.Queue()
+            for _ in range(8): self.pool.put_nowait(None)
+        client = await self.pool.get()
+        try:
+            if client is None:
+                client = aiosmtplib.SMTP(hostname="127.0.0.1", port=self.port)
+                await client.connect()
+            await client.sendmail(sender, rcpts, data)
+        finally:
+            self.pool.put_nowait(client)
+    async def handle_DATA(self, server, session, envelope):
+        rcpts, data = envelope.rcpt_tos, envelope.original_content
+        private = [r for r in rcpts if r.startswith("private")]
+        groups = [[r] for r in rcpts if r not in private] + ([private] if private else [])
+        for group in groups:
+            task = asyncio.ensure_future(self.send(envelope.mail_from, group, data))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        return "250 2.0.0 OK"
+c = Controller(Forward(int(sys.argv[2])), hostname="127.0.0.1", port=int(sys.argv[1]))
 c.start()
 print("ready", flush=True)
 while True:
@@ -167,6 +207,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--forwarder", action="store_true", help="also run a bare forwarder")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ms-bench-relay-"))
     data_dir, maildir = tmp / "data", tmp / "maildir"
@@ -199,6 +240,15 @@ def main() -> None:
         "MAILSIGNAL_RELAY_ALLOW_PLAIN_AUTH_LOCALHOST": "true",
         "MAILSIGNAL_LOG_LEVEL": "warning",
     }
+    forwarder = None
+    if args.forwarder:
+        fw_port = free_port()
+        forwarder = subprocess.Popen(
+            [sys.executable, "-c", FORWARDER, str(fw_port), str(up_port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert forwarder.stdout is not None and forwarder.stdout.readline().strip() == "ready"
     relay = subprocess.Popen(
         [
             sys.executable,
@@ -219,7 +269,7 @@ def main() -> None:
             f"{args.messages} messages of {eml.stat().st_size // 1024} KB, 1-3 recipients, "
             f"{args.concurrency} connections, {args.rounds} rounds"
         )
-        direct, relayed = [], []
+        direct, relayed, forwarded = [], [], []
         for i in range(args.rounds):
             t = run(
                 up_port,
@@ -241,12 +291,24 @@ def main() -> None:
                 transactions(rcpt_plan, True),
             )
             relayed.append(args.messages / t)
-            print(f"round {i + 1}: direct {direct[-1]:7.1f} msg/s   relay {relayed[-1]:7.1f} msg/s")
+            line = f"round {i + 1}: direct {direct[-1]:7.1f} msg/s   relay {relayed[-1]:7.1f} msg/s"
+            if args.forwarder:
+                expect = transactions(rcpt_plan, True)
+                t = run(fw_port, "", args.concurrency, eml, rcpt_plan, maildir, expect)
+                forwarded.append(args.messages / t)
+                line += f"   forwarder {forwarded[-1]:7.1f} msg/s"
+            print(line)
         d, r = statistics.median(direct), statistics.median(relayed)
         print(f"median: direct {d:.1f} msg/s, relay {r:.1f} msg/s, ratio {r / d:.2f} (aim >= 0.7)")
+        if forwarded:
+            f = statistics.median(forwarded)
+            print(f"median: bare forwarder {f:.1f} msg/s, ratio {f / d:.2f} (the fan-out alone)")
     finally:
         relay.terminate()
         relay.wait(30)
+        if forwarder is not None:
+            forwarder.kill()
+            forwarder.wait(10)
         upstream.kill()
         upstream.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)

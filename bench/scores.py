@@ -289,7 +289,8 @@ def run_backend(url: str, args: argparse.Namespace, settings: Settings) -> bool:
             )
         equal, lines = one_event(engine, settings, loaded.busiest_rep)
         ok &= equal
-        print("  one new event -> rescore_for_emails:")
+        lazy = " (SQLite: ms of execute; rows are fetched afterwards)" if "sqlite" in url else ""
+        print(f"  one new event -> rescore_for_emails, statements and their ms{lazy}:")
         print("\n".join(lines))
         print(f"  statement count independent of the party's events: {'PASS' if equal else 'FAIL'}")
     finally:

@@ -8,6 +8,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from conftest import FIXTURES, cli
 from helpers import tracked_urls
@@ -132,3 +133,17 @@ def test_real_client_fixture_instruments(env: dict[str, str], tmp_path: Path) ->
         str(tmp_path / "o"),
     )
     assert "yes" in result.stdout
+
+
+def test_score_recompute_and_explain(env: dict[str, str], engine: Engine) -> None:
+    from mailsignal.store import repo
+
+    with engine.begin() as conn:
+        repo.add_party(conn, "contact", "Dana", "dana@contoso.test")
+    assert "recomputed 1 scores" in cli(env, "score", "--recompute").stdout
+    explained = cli(env, "score", "--explain", "dana@contoso.test").stdout
+    assert "contact dana@contoso.test: score 0.00" in explained
+    missing = cli(env, "score", "--explain", "ghost@nowhere.test", check=False)
+    assert missing.returncode == 2 and "no contact, lead or account" in missing.stderr
+    both = cli(env, "score", check=False)
+    assert both.returncode == 2 and "exactly one" in both.stderr

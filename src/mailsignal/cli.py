@@ -618,7 +618,7 @@ def score_cmd(
 ) -> None:
     """Lead scores: recompute them all, or explain one (by email address)."""
     from .store.scores import explain as explain_score
-    from .store.scores import recompute_scores
+    from .store.scores_bulk import recompute_scores_bulk
 
     settings = _settings()
     engine = _engine(settings)
@@ -632,7 +632,7 @@ def score_cmd(
             )
         bar, task = _progress_bar(parties, "scores")
         with bar:
-            done = recompute_scores(engine, settings, progress=lambda n: bar.advance(task, n))
+            done = recompute_scores_bulk(engine, settings, progress=lambda n: bar.advance(task, n))
         out.print(f"recomputed {done} scores")
         return
     with engine.connect() as conn:

@@ -140,6 +140,8 @@ def _party(name: str, key: str, title: str) -> Table:
 account = _party("account", "accountid", "name")
 contact = _party("contact", "contactid", "fullname")
 contact.append_column(Column("parentcustomerid", Uuid, ForeignKey("account.accountid")))
+# An account's score reads its contacts' events: find them by parent without a scan.
+Index("ix_contact_parentcustomerid", contact.c.parentcustomerid)
 lead = _party("lead", "leadid", "fullname")
 lead.append_column(Column("companyname", String(200)))
 

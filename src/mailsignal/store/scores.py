@@ -14,7 +14,16 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Table, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    select,
+    union_all,
+    update,
+)
 
 from ..model import EventKind, Verdict
 from ..scoring import Scored, Weights, score
@@ -68,16 +77,9 @@ def parties_of_emails(
 
 def _party_events(conn: Connection, kind: str, party: uuid.UUID) -> list[Any]:
     d, ev = emaildelivery, interactionforemail
-    who: ColumnElement[bool] = (d.c.recipientobjecttypecode == kind) & (
-        d.c.recipientobjectid == party
-    )
-    if kind == "account":
-        members = select(contact.c.contactid).where(contact.c.parentcustomerid == party)
-        who = or_(
-            who, (d.c.recipientobjecttypecode == "contact") & d.c.recipientobjectid.in_(members)
-        )
-    return list(
-        conn.execute(
+
+    def events_of(who: ColumnElement[bool]) -> Select[Any]:
+        return (
             select(
                 ev.c.hitid,
                 ev.c.interactiontype,
@@ -89,7 +91,17 @@ def _party_events(conn: Connection, kind: str, party: uuid.UUID) -> list[Any]:
             .select_from(d.outerjoin(ev, ev.c.deliveryid == d.c.deliveryid))
             .where(who)
         )
+
+    own = events_of((d.c.recipientobjecttypecode == kind) & (d.c.recipientobjectid == party))
+    if kind != "account":
+        return list(conn.execute(own))
+    # UNION ALL of two index lookups, not one OR: on PostgreSQL the OR ... IN (subquery)
+    # form was planned as a hash join over every event (2.5-3.3 s at 10M events).
+    members = select(contact.c.contactid).where(contact.c.parentcustomerid == party)
+    via_contacts = events_of(
+        (d.c.recipientobjecttypecode == "contact") & d.c.recipientobjectid.in_(members)
     )
+    return list(conn.execute(union_all(own, via_contacts)))
 
 
 def rescore_party(
