@@ -10,8 +10,11 @@ with an HTML report attached.
 from __future__ import annotations
 
 import copy
+import email
 import html
 import time
+from collections.abc import Callable
+from email import policy
 from email.message import EmailMessage, Message
 from pathlib import Path
 
@@ -20,9 +23,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailsignal.errors import MimeError
-from mailsignal.instrument import LinkRef, decide, extract_links, instrument, parse_message
+from mailsignal.instrument import (
+    LinkRef,
+    decide,
+    extract_links,
+    instrument,
+    parse_message,
+    prepare,
+)
 from mailsignal.instrument_html import decode_attr, scan_html, splice
 from mailsignal.model import TrackingDecision
+from mailsignal.outgoing import build_message
 
 MAIL = Path(__file__).parent / "fixtures" / "mail"
 PIXEL = "https://t.example/o/PIXEL"
@@ -864,6 +875,89 @@ def test_pathological_inputs_finish() -> None:
     assert rec.calls == ["https://a.example/?x=1&y"]
     assert out.count('href="https://t.example/c/0001"') == 20_000
     assert time.perf_counter() - started < 20  # quadratic behaviour would take minutes
+
+
+# --- prepare once, render each copy ----------------------------------------------------
+
+SYNTHETIC = {
+    # 7bit HTML whose lines outgrow 998 bytes with a long tracking URL: the copy gets QP
+    "seven_bit": (
+        b"From: a@example.com\nMIME-Version: 1.0\nContent-Type: text/html\n"
+        b"Content-Transfer-Encoding: 7bit\n\n" + b'<p><a href="https://a.example/">a</a>'
+        b"" + b"x" * 900 + b"</p>\n"
+    ),
+    # CRLF, an 8bit body with bytes its charset cannot read, preamble and epilogue
+    "crlf_8bit": (
+        b'From: a@example.com\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"'
+        b"\r\n\r\npreamble\r\n--b\r\nContent-Type: text/plain; charset=us-ascii\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\ncaf\xe9 https://a.example/t\r\n--b\r\n"
+        b"Content-Type: text/html; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        b'<html><body>Gr\xfc\xdfe <a href="https://a.example/h">h</a></body></html>\r\n'
+        b"--b--\r\nepilogue\r\n"
+    ),
+}
+
+
+def _prepared_message(name: str) -> EmailMessage:
+    return load(name) if name in FIXTURES else parse_message(SYNTHETIC[name])
+
+
+@pytest.mark.parametrize("name", FIXTURES + sorted(SYNTHETIC))
+@pytest.mark.parametrize("linesep", [None, "\r\n", "\n"])
+def test_rendered_copy_writes_the_bytes_of_the_built_copy(name: str, linesep: str | None) -> None:
+    msg = _prepared_message(name)
+    prepared = prepare(msg)
+    rewrites: list[Callable[[], Recorder]] = [
+        Recorder,
+        lambda: Const("https://t.example/c/" + "x" * 1200),  # 7bit parts turn QP
+        lambda: Const("https://t.example/c/ü"),
+    ]
+    for make in rewrites:
+        rendered = prepared.render(make(), PIXEL, HONEYPOT)
+        built = rendered.message()
+        chosen = built.policy if linesep is None else built.policy.clone(linesep=linesep)
+        assert rendered.as_bytes(linesep) == built.as_bytes(policy=chosen)
+        assert built.as_bytes() == instrument(msg, make(), PIXEL, HONEYPOT).as_bytes()
+
+
+def test_a_message_without_boundaries_is_built_for_each_copy() -> None:
+    # build_message leaves the boundary to the generator, which picks a fresh one each time
+    msg = build_message(
+        "a@example.com", ["b@example.com"], "s", '<a href="https://a.example/">a</a>', "x"
+    )
+    rendered = prepare(msg).render(Recorder(), PIXEL)
+    again = parse_message(rendered.as_bytes("\r\n"))
+    assert body(again, "text/html") == body(rendered.message(), "text/html").replace("\n", "\r\n")
+    assert 'href="https://t.example/c/0001"' in body(again, "text/html")
+
+
+def test_one_prepared_message_renders_independent_copies() -> None:
+    msg = load("outlook_cp1252_qp.eml")
+    before = msg.as_bytes()
+    prepared = prepare(msg)
+    assert prepared.links == extract_links(msg)
+    first, second = Recorder(), Const("https://t.example/c/same")
+    one = prepared.render(first, PIXEL, HONEYPOT)
+    two = prepared.render(second, None)
+    assert sorted(first.calls) == sorted({link.url for link in prepared.links})
+    assert len(first.calls) == len(set(first.calls))  # once per distinct URL
+    assert one.as_bytes() == instrument(msg, Recorder(), PIXEL, HONEYPOT).as_bytes()
+    assert two.as_bytes() == instrument(msg, Const("https://t.example/c/same"), None).as_bytes()
+    assert one.as_bytes() != two.as_bytes()
+    assert msg.as_bytes() == before  # neither preparing nor rendering touches the message
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_parsed_headers_are_the_default_policys(name: str) -> None:
+    raw = (MAIL / name).read_bytes()
+    ours, stock = parse_message(raw), email.message_from_bytes(raw, policy=policy.default)
+    for mine, theirs in zip(ours.walk(), stock.walk(), strict=True):
+        for (k1, v1), (k2, v2) in zip(mine.items(), theirs.items(), strict=True):
+            assert (k1, str(v1), type(v1), v1.defects) == (k2, str(v2), type(v2), v2.defects)
+        assert mine.get_content_type() == theirs.get_content_type()
+        assert mine.get_params() == theirs.get_params()
+        assert mine.get_filename() == theirs.get_filename()
+    assert copy.deepcopy(ours).as_bytes() == stock.as_bytes()
 
 
 _HTMLISH = st.lists(
