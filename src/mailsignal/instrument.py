@@ -91,14 +91,19 @@ class _MimeHeaders(HeaderRegistry):
             return parsed
         return super().__call__(name, value)
 
+    # One registry, shared like the parses it holds (a message's copies copy its policy).
     def __copy__(self) -> _MimeHeaders:
-        return self  # shared like the parses it holds (a message's deep copy copies it)
+        return self
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _MimeHeaders:
         return self
 
+    def __reduce__(self) -> str:
+        return "_MIME_HEADERS"  # pickled as a reference to the module's instance
 
-_POLICY = policy.default.clone(header_factory=_MimeHeaders())
+
+_MIME_HEADERS = _MimeHeaders()
+_POLICY = policy.default.clone(header_factory=_MIME_HEADERS)
 
 
 @dataclass(frozen=True, slots=True)

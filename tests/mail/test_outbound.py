@@ -143,6 +143,35 @@ def test_spool_entries_are_invisible_until_committed(tmp_path: Path) -> None:
     assert spool.ready() == [] and not any(spool.root.glob(f"{entry}*"))
 
 
+def test_entries_staged_together_are_named_and_synced_at_once(tmp_path: Path) -> None:
+    spool, clock = Spool(tmp_path / "outbound"), Clock()
+
+    def stage(n: int) -> str:
+        return spool.stage(
+            MESSAGE + b"%d" % n,
+            mail_from=REP,
+            rcpts=[Rcpt(f"r{n}@x.test", n)],
+            now=clock(),
+            deadline=clock() + 60,
+            durable=False,
+        )
+
+    ids = [stage(n) for n in range(4)]
+    named = {p.name for p in spool.root.iterdir() if not p.name.startswith(".")}
+    assert named == {"failed"}  # nothing under an entry's name before sync
+    assert spool.ready() == [] and spool.pending(time.time() + 3600) == []
+    spool.sync(ids[:2])
+    for n, entry in enumerate(ids[:2]):
+        assert (spool.root / f"{entry}.eml").read_bytes() == MESSAGE + b"%d" % n
+        assert (spool.root / f"{entry}.pending").is_file()
+    spool.discard(ids[2:3])
+    spool.commit(ids[:2] + ids[3:])  # an entry committed without sync is synced first
+    assert spool.ready() == sorted(ids[:2] + ids[3:])
+    assert [p.name for p in spool.root.iterdir() if p.name.startswith(".")] == []
+    queued = spool.load(ids[3])
+    assert queued is not None and queued.rcpts == [Rcpt("r3@x.test", 3)]
+
+
 def test_pending_entries_settle_by_the_database_after_a_crash(
     tmp_path: Path, upstream: Upstream
 ) -> None:

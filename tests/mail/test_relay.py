@@ -274,6 +274,36 @@ def test_tracked_and_untracked_copies_reach_upstream(
     assert list(relay.server.spool.root.glob("*.json")) == []
 
 
+def test_recipients_are_matched_to_parties_as_find_party_does(
+    settings: Settings, engine: Engine
+) -> None:
+    rcpts = ["both@client.test", "lead@client.test", "acct@client.test", "nobody@client.test"]
+    with engine.begin() as conn:
+        repo.add_user(conn, "Rep", REP, opt_in=True)
+        repo.add_party(conn, "contact", "Both", "both@client.test")
+        repo.add_party(conn, "lead", "Both too", "both@client.test", follow=False)
+        repo.add_party(conn, "lead", "Lead", "lead@client.test", follow=False)
+        repo.add_party(conn, "account", "Account", "Acct@Client.test")
+        expected = {r: repo.find_party(conn, r) for r in rcpts}
+        result = outgoing.track(
+            conn,
+            Signer(*load_keyring(settings.secret_file)),
+            settings.base_url,
+            message_from_bytes(sales_email(), policy=policy.default),
+            sender=REP,
+            recipients=rcpts,
+        )
+        rows = {r["emailaddress"]: r for r in conn.execute(select(emaildelivery)).mappings()}
+    assert [c.recipient for c in result.copies] == rcpts
+    assert [c.delivery_id for c in result.copies] == [rows[r]["deliveryid"] for r in rcpts]
+    for address in rcpts:
+        party, row = expected[address], rows[address]
+        found = (row["recipientobjecttypecode"], row["recipientobjectid"])
+        assert found == ((party[0], party[1]) if party else (None, None))
+        assert row["tracked"] is (party[2] if party else True)
+    assert [c.decision.tracked for c in result.copies] == [True, False, True, True]
+
+
 def test_swaks_over_starttls_and_implicit_tls(
     world: Any, engine: Engine, clock: Clock, tmp_path: Path
 ) -> None:
