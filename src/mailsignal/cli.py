@@ -708,6 +708,17 @@ def views_show(name: Annotated[str, typer.Argument(help="Slug, name or id.")]) -
     sys.stdout.write(view.fetchxml + "\n")
 
 
+def _cell(value: Any) -> Any:
+    """JSON/CSV form of a result value: ISO 8601 times, string ids, empty for null."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
 @views_app.command("run")
 def views_run(
     name: Annotated[str, typer.Argument(help="Slug, name or id (see `views list`).")],
@@ -737,13 +748,13 @@ def views_run(
         result = views.run(conn, view, caller)
     if fmt == "json":
         for row in result.rows:
-            sys.stdout.write(json.dumps(row, default=str) + "\n")
+            sys.stdout.write(
+                json.dumps({k: None if v is None else _cell(v) for k, v in row.items()}) + "\n"
+            )
     elif fmt == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(result.columns)
-        writer.writerows(
-            [["" if row[c] is None else row[c] for c in result.columns] for row in result.rows]
-        )
+        writer.writerows([[_cell(row[c]) for c in result.columns] for row in result.rows])
     else:
         table = Table(*result.columns, title=view.name)
         for row in result.rows:

@@ -74,6 +74,7 @@ SCENARIOS: list[tuple[str, str, str, list[_Hit]]] = [
             _Hit(2 * S, TokenKind.OPEN, None, APPLE_RELAY_IP, "Mozilla/5.0"),
             _Hit(47 * M, TokenKind.OPEN, None, "198.51.100.23", SAFARI_IOS),
             _Hit(48 * M, TokenKind.CLICK, 0, "198.51.100.23", SAFARI_IOS),
+            _Hit(95 * M, TokenKind.OPEN, None, "198.51.100.23", SAFARI_IOS),  # read again
         ],
     ),
     (
