@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from email import message_from_string, policy
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from sqlalchemy import Connection
@@ -64,3 +65,18 @@ def track_html(conn: Connection, signer: Signer, recipients: list[str], **kw: An
         recipients=recipients,
         **kw,
     )
+
+
+class LandingPage(BaseHTTPRequestHandler):
+    """Where tracked links lead in browser tests: a real page on localhost."""
+
+    def do_GET(self) -> None:
+        body = b"<!doctype html><title>Pricing</title><h1>Pricing page</h1>"
+        self.send_response(200)
+        self.send_header("content-type", "text/html")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass

@@ -16,9 +16,9 @@ SENT_ID = "<20261120093000.4711@northwind.test>"
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    # The main `mailsignal` app mounts `import mail`; this module also runs it alone.
+    # The real `mailsignal` command, as a user runs it.
     return subprocess.run(
-        [sys.executable, "-m", "mailsignal.mail.cli_mail", *args],
+        [str(Path(sys.executable).with_name("mailsignal")), *args],
         env=env,
         capture_output=True,
         text=True,

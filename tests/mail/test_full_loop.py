@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from conftest import LiveServer, cli, free_port, need
+from helpers import LandingPage
 from mail.test_imap import CONF, NOBODY
 from mail.test_relay import Clock, Relay, make_cert
 from mailsignal.settings import Settings
@@ -130,19 +131,6 @@ class DeliveringUpstream:
         return "250 2.0.0 delivered"
 
 
-class _Landing(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"<!doctype html><title>Pricing</title><h1>Pricing page</h1>"
-        self.send_response(200)
-        self.send_header("content-type", "text/html")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def boxes() -> Iterator[Mailboxes]:
     mailboxes = Mailboxes()
@@ -197,7 +185,7 @@ def test_relay_mailbox_browser_replies_end_to_end(boxes: Mailboxes, tmp_path: Pa
     )
     engine = make_engine(settings.db_url)
     relay = Relay(settings, engine, Clock()).start()
-    landing = ThreadingHTTPServer(("127.0.0.1", 0), _Landing)
+    landing = ThreadingHTTPServer(("127.0.0.1", 0), LandingPage)
     threading.Thread(target=landing.serve_forever, daemon=True).start()
     target = f"http://127.0.0.1:{landing.server_address[1]}/pricing?q=1"
     try:

@@ -344,9 +344,9 @@ def test_connection_dropped_mid_fetch_loses_and_doubles_nothing(
 
 
 def _cli(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    # The main `mailsignal` app mounts these commands; this module also runs them alone.
+    # The real `mailsignal` command, as a user runs it.
     return subprocess.run(
-        [sys.executable, "-m", "mailsignal.mail.cli_mail", *args],
+        [str(Path(sys.executable).with_name("mailsignal")), *args],
         env=env,
         input=stdin,
         capture_output=True,

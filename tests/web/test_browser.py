@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from email import message_from_string, policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from conftest import LiveServer, need
+from helpers import LandingPage
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -33,19 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-class _Landing(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"<!doctype html><title>Pricing</title><h1>Pricing page</h1>"
-        self.send_response(200)
-        self.send_header("content-type", "text/html")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 def _events(server: LiveServer, key: str, email_id: str, want: int) -> list[dict[str, Any]]:
@@ -67,7 +55,7 @@ def test_chromium_open_and_click_are_human(live_server: tuple[LiveServer, str]) 
     from playwright.sync_api import sync_playwright
 
     server, key = live_server
-    landing = ThreadingHTTPServer(("127.0.0.1", 0), _Landing)
+    landing = ThreadingHTTPServer(("127.0.0.1", 0), LandingPage)
     threading.Thread(target=landing.serve_forever, daemon=True).start()
     target = f"http://127.0.0.1:{landing.server_address[1]}/pricing?utm_source=mail&x=1"
     html = (

@@ -263,21 +263,3 @@ def import_mail(
     summary.errors = errors + summary.errors
     out.print(_summary_table([(path.name, summary)], "source"))
     _report(summary)
-
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="MailSignal reply sync.")
-app.add_typer(mailbox_app, name="mailbox")
-app.command("sync-replies")(sync_replies)
-app.add_typer(import_app, name="import")
-
-
-def main() -> None:
-    try:
-        app(standalone_mode=True)
-    except MailSignalError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise SystemExit(2) from None
-
-
-if __name__ == "__main__":
-    main()
