@@ -159,11 +159,13 @@ def store_hits(
                 "externalid": hit.external_id,
             }
         )
+    candidates = len(rows)
+    # Classify with the stored timeline first, then insert rows already labelled: one
+    # INSERT, no read-back and UPDATE of every new row (that was a third of ingest time).
+    reclassify(conn, {r["deliveryid"] for r in rows}, settings, new_rows=rows)
     added = insert_ignore(conn, interactionforemail, rows, "hitid")
-    touched = {r["deliveryid"] for r in rows}
-    reclassify(conn, touched, settings)
     recount(conn, {r["emailactivityid"] for r in rows}, settings)
-    return IngestResult(added, len(rows) - added, orphans)
+    return IngestResult(added, candidates - added, orphans)
 
 
 def _location(facts: dict[str, dict[str, Any]]) -> str | None:
@@ -197,8 +199,32 @@ def reasons_json(result: Classification) -> dict[str, Any]:
     }
 
 
-def reclassify(conn: Connection, delivery_ids: Iterable[int], settings: Settings) -> int:
-    """Classify every event of these deliveries again; returns how many changed."""
+class _Pending:
+    """A row about to be inserted, read like a stored one by the classifier."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.row = row
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.row[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def reclassify(
+    conn: Connection,
+    delivery_ids: Iterable[int],
+    settings: Settings,
+    new_rows: list[dict[str, Any]] | None = None,
+) -> int:
+    """Classify every event of these deliveries again; returns how many stored ones changed.
+
+    `new_rows` (from `store_hits`, not yet inserted) join their timelines and get their
+    verdict written into the dicts, so they are inserted already labelled instead of
+    inserted, read back and updated; rows whose hit is already stored are dropped from
+    the list (the caller inserts what is left).
+    """
     ids = sorted(set(delivery_ids))
     if not ids:
         return 0
@@ -257,11 +283,30 @@ def reclassify(conn: Connection, delivery_ids: Iterable[int], settings: Settings
         .order_by(ev.c.deliveryid, ev.c.emailinteractiontime, ev.c.hitid)
     ):
         timelines[row.deliveryid].append(row)
+    if new_rows is not None:
+        stored = {row.hitid for rows in timelines.values() for row in rows}
+        fresh: list[dict[str, Any]] = []
+        for new in new_rows:
+            if new["hitid"] not in stored:
+                stored.add(new["hitid"])
+                fresh.append(new)
+                timelines[new["deliveryid"]].append(_Pending(new))
+        new_rows[:] = fresh
+        for rows in timelines.values():
+            rows.sort(key=lambda r: (r.emailinteractiontime, r.hitid))
     changes: list[dict[str, Any]] = []
     for delivery_id, rows in timelines.items():
         results = classify_timeline([_event(r) for r in rows], contexts[delivery_id], RULES)
         for row, result in zip(rows, results, strict=True):
             reasons = reasons_json(result)
+            if isinstance(row, _Pending):
+                row.row.update(
+                    verdict=str(result.verdict),
+                    confidence=result.confidence,
+                    reasons=reasons,
+                    classifierversion=result.version,
+                )
+                continue
             if (row.verdict, row.confidence, row.reasons, row.classifierversion) != (
                 str(result.verdict),
                 result.confidence,
