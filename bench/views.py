@@ -41,28 +41,19 @@ from sqlalchemy import Connection, Engine, event  # noqa: E402
 
 from mailsignal.fetchxml import Caller, execute, load_caller  # noqa: E402
 from mailsignal.store.db import make_engine  # noqa: E402
+from mailsignal.views import find  # noqa: E402
 
 TARGET_MS = 50.0
 DEFAULT_SQLITE = "/tmp/ms_bench/ms_bench.db"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/ms_bench"
-ENGAGED = (
-    '<fetch version="1.0" output-format="xml-platform" mapping="logical" distinct="false">'
-    '<entity name="email"><attribute name="subject"/><attribute name="regardingobjectid"/>'
-    '<attribute name="opencount"/><attribute name="lastopenedtime"/>'
-    '<order attribute="lastopenedtime" descending="true"/><filter type="and">'
-    '<condition attribute="directioncode" operator="eq" value="1"/>'
-    '<condition attribute="opencount" operator="gt" value="1"/>'
-    '<condition attribute="opencount" operator="lt" value="20"/>'
-    '<condition attribute="lastopenedtime" operator="last-x-days" value="7"/>'
-    "</filter></entity></fetch>"
-)
-# The human-signals version: the same view on MailSignal's labelled twins.
-ENGAGED_HUMAN = (
-    ENGAGED.replace('condition attribute="opencount"', 'condition attribute="humanopencount"')
-    .replace('condition attribute="lastopenedtime"', 'condition attribute="lasthumanopenedtime"')
-    .replace('order attribute="lastopenedtime"', 'order attribute="lasthumanopenedtime"')
-)
-VIEWS = {"Engaged This Week": ENGAGED, "Engaged This Week (human)": ENGAGED_HUMAN}
+# The views as shipped (data/views/*.xml): the published one verbatim and its human twin.
+VIEWS = {
+    label: find(Path("/nonexistent"), slug).fetchxml
+    for label, slug in (
+        ("Engaged This Week", "engaged-this-week"),
+        ("Engaged This Week (human)", "engaged-this-week-human"),
+    )
+}
 
 
 @contextmanager

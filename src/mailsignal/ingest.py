@@ -69,6 +69,13 @@ def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]], key:
     return len(result.all())
 
 
+def _by_id(conn: Connection, key: Any, ids: set[int], *columns: Any) -> dict[int, Any]:
+    """Rows of `key`'s table for these ids, keyed by id (no query when there are none)."""
+    if not ids:
+        return {}
+    return {row[0]: row for row in conn.execute(select(key, *columns).where(key.in_(ids)))}
+
+
 def store_hits(
     conn: Connection, hits: Sequence[RawHit], pipeline: Pipeline, settings: Settings
 ) -> IngestResult:
@@ -93,34 +100,20 @@ def store_hits(
     attachment_ids = {
         h.link_id for h in hits if h.link_id is not None and h.kind is TokenKind.ATTACHMENT
     }
-    links = (
-        {
-            row.linkid: row
-            for row in conn.execute(
-                select(
-                    trackedlink.c.linkid,
-                    trackedlink.c.emailactivityid,
-                    trackedlink.c.url,
-                    trackedlink.c.ishoneypot,
-                ).where(trackedlink.c.linkid.in_(link_ids))
-            )
-        }
-        if link_ids
-        else {}
+    links = _by_id(
+        conn,
+        trackedlink.c.linkid,
+        link_ids,
+        trackedlink.c.emailactivityid,
+        trackedlink.c.url,
+        trackedlink.c.ishoneypot,
     )
-    files = (
-        {
-            row.attachmentid: row
-            for row in conn.execute(
-                select(
-                    trackedattachment.c.attachmentid,
-                    trackedattachment.c.emailactivityid,
-                    trackedattachment.c.filename,
-                ).where(trackedattachment.c.attachmentid.in_(attachment_ids))
-            )
-        }
-        if attachment_ids
-        else {}
+    files = _by_id(
+        conn,
+        trackedattachment.c.attachmentid,
+        attachment_ids,
+        trackedattachment.c.emailactivityid,
+        trackedattachment.c.filename,
     )
     rows: list[dict[str, Any]] = []
     orphans = 0
