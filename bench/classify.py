@@ -1,20 +1,27 @@
 """Ingest + classify throughput on one core, against a bare SQLite insert of the same rows.
 
     .venv/bin/python bench/classify.py [--hits 1000000] [--batch 5000] [--cpu 0]
-    .venv/bin/python bench/classify.py --hits 100000 --profile 30   # where the time goes
+                                       [--mode live|backfill|both]
+    .venv/bin/python bench/classify.py --hits 100000 --mode live --profile 30
 
 Hits come from the evaluation set's generator (bench/evalset.py: the same mixture of MPP,
 gateway scans, proxies and people), in time order as the journal would hand them over.
-The emails, deliveries and links are bulk-inserted first (not measured). Then, timed:
+The emails, deliveries, links and recipients (contacts in accounts, and leads, so that
+scores and roll-ups are kept too) are bulk-inserted first (not measured). Then, timed,
+each on a fresh temporary SQLite database migrated with `make_engine`/`migrate` (WAL,
+synchronous=FULL):
 
-1. the real storage path: `mailsignal.ingest.store_hits(conn, batch, pipeline, settings)`
-   in one transaction per batch of 5,000 (the ingest worker's default), on a temporary
-   SQLite database migrated with `make_engine`/`migrate` (WAL, synchronous=FULL);
-2. the pure part, no database: enrich every hit, then classify each touched recipient
+1. backfill, `import hits`' path: `mailsignal.ingest.Backfill`, batches of 5,000, each
+   enriched, classified with the stored timelines and inserted in one transaction;
+   counters, scores and roll-ups recounted once per touched email at the end;
+2. live, the ingest worker's path: `store_hits(conn, batch, pipeline, settings)` in one
+   transaction per batch of 5,000, recounting and rescoring every batch, with the time
+   split by step;
+3. the pure part, no database: enrich every hit, then classify each touched recipient
    timeline again after every batch, as `reclassify` does (and, for reference, once per
    timeline at the end);
-3. the anchor: a bare `sqlite3` executemany of the same number of rows of the same shape
-   into a table with the same indexes, same pragmas, one commit per batch.
+4. the anchor: a bare `sqlite3` executemany of the same number of rows of the same shape
+   into a table with the same keys, indexes and pragmas, one commit per batch.
 
 Also printed: the RSS the lookup data (network lists, UA parser) adds once loaded.
 Targets (issue #3): >= 50k hits/s; lookup data <= 150 MB.
@@ -47,11 +54,19 @@ from mailsignal import ingest
 from mailsignal.classify import RULES, Context, Event, classify_timeline
 from mailsignal.enrich import Pipeline
 from mailsignal.enrich.useragent import resolver_name
-from mailsignal.ingest import store_hits
-from mailsignal.model import EventKind, RawHit, TokenKind
+from mailsignal.ingest import Backfill, store_hits
+from mailsignal.model import EventKind, RawHit, TokenKind, new_id
 from mailsignal.settings import Settings
 from mailsignal.store.db import make_engine, migrate
-from mailsignal.store.schema import email, emaildelivery, systemuser, trackedlink
+from mailsignal.store.schema import (
+    account,
+    contact,
+    email,
+    emaildelivery,
+    lead,
+    systemuser,
+    trackedlink,
+)
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "user_agents.tsv"
 KIND = {EventKind.OPEN: TokenKind.OPEN, EventKind.CLICK: TokenKind.CLICK}
@@ -88,13 +103,14 @@ def build(n_hits: int, seed: int) -> tuple[EvalSet, list[RawHit], dict[int, Any]
 
 
 def setup_db(url: str, deliveries: dict[int, Any]) -> None:
-    """Bulk-insert the rep, emails, deliveries and links the hits point at (not timed)."""
+    """Bulk-insert the rep, emails, deliveries, links and recipients (not timed)."""
     engine = make_engine(url)
     migrate(engine)
     owner = uuid.UUID(int=1)
     emails: dict[int, dict[str, Any]] = {}
     links: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
+    n_people = max(1, len(deliveries) // 2)
     for delivery_id, (e, base) in deliveries.items():
         activity = uuid.UUID(int=e.number + 2)
         if e.number not in emails:
@@ -114,20 +130,55 @@ def setup_db(url: str, deliveries: dict[int, Any]) -> None:
                 }
                 for p in range(e.links)
             ]
+        # Recipients are CRM parties, so ingest rescores them: each person gets about two
+        # emails; one in ten is a lead, the rest contacts in accounts of eight.
+        person = delivery_id % n_people
+        kind = "lead" if person % 10 == 0 else "contact"
         rows.append(
             {
                 "deliveryid": delivery_id,
                 "emailactivityid": activity,
-                "emailaddress": f"d{delivery_id}@customer.example",
+                "emailaddress": f"p{person}@customer.example",
                 "tracked": True,
                 "untrackedreasons": [],
+                "recipientobjecttypecode": kind,
+                "recipientobjectid": uuid.UUID(int=(1 << 64) + person),
             }
         )
+    people = range(n_people)
+    parties = {
+        account: [
+            {"accountid": uuid.UUID(int=(2 << 64) + a), "name": f"Account {a}"}
+            for a in range(n_people // 8 + 1)
+        ],
+        contact: [
+            {
+                "contactid": uuid.UUID(int=(1 << 64) + p),
+                "fullname": f"Contact {p}",
+                "emailaddress1": f"p{p}@customer.example",
+                "parentcustomerid": uuid.UUID(int=(2 << 64) + p // 8),
+            }
+            for p in people
+            if p % 10
+        ],
+        lead: [
+            {
+                "leadid": uuid.UUID(int=(1 << 64) + p),
+                "fullname": f"Lead {p}",
+                "emailaddress1": f"p{p}@customer.example",
+            }
+            for p in people
+            if p % 10 == 0
+        ],
+    }
     with engine.begin() as conn:
         conn.execute(
             systemuser.insert(),
             [{"systemuserid": owner, "fullname": "Rep", "internalemailaddress": "rep@n.example"}],
         )
+        for table, data in parties.items():
+            for i in range(0, len(data), 20_000):
+                conn.execute(table.insert(), data[i : i + 20_000])
         for table, data in ((email, list(emails.values())), (trackedlink, links)):
             for i in range(0, len(data), 20_000):
                 conn.execute(table.insert(), data[i : i + 20_000])
@@ -140,7 +191,7 @@ class Phases:
     """Wall time per step of store_hits, measured by wrapping the ingest module's own
     functions (store_hits looks them up at call time), so no profiler overhead."""
 
-    NAMES = ("insert_ignore", "reclassify", "classify_timeline", "recount")
+    NAMES = ("insert_ignore", "reclassify", "classify_timeline", "recount", "rescore_for_emails")
 
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(self.NAMES, 0.0)
@@ -167,15 +218,25 @@ class Phases:
 
 
 def run_ingest(
-    url: str, hits: Sequence[RawHit], batch: int, pipeline: Pipeline, settings: Settings
+    url: str,
+    hits: Sequence[RawHit],
+    batch: int,
+    pipeline: Pipeline,
+    settings: Settings,
+    commits: list[float],
 ) -> list[float]:
+    """Seconds per batch, commit included; `commits` gets the commit's own share (the WAL
+    fsync, and the checkpoint that copies pages into the database now and then)."""
     engine = make_engine(url)
     times: list[float] = []
     for i in range(0, len(hits), batch):
         chunk = hits[i : i + batch]
         t0 = time.perf_counter()
-        with engine.begin() as conn:
-            result = store_hits(conn, chunk, pipeline, settings)
+        with engine.connect() as conn:
+            with conn.begin():
+                result = store_hits(conn, chunk, pipeline, settings)
+                t1 = time.perf_counter()
+            commits.append(time.perf_counter() - t1)
         times.append(time.perf_counter() - t0)
         assert result.stored == len(chunk), result
         if len(times) % 20 == 0:
@@ -183,6 +244,27 @@ def run_ingest(
             print(f"  ... {done} hits, {done / sum(times):,.0f} hits/s so far", flush=True)
     engine.dispose()
     return times
+
+
+def run_backfill(
+    url: str, hits: Sequence[RawHit], batch: int, pipeline: Pipeline, settings: Settings
+) -> tuple[float, float]:
+    """`import hits`' path (ingest.Backfill): (seconds in all, seconds of the final
+    recount). Batches as the live path, counters and scores recounted once at the end."""
+    engine = make_engine(url)
+    backfill = Backfill(engine, pipeline, settings)
+    t0 = time.perf_counter()
+    for i in range(0, len(hits), batch):
+        backfill.store(hits[i : i + batch])
+        if (i // batch + 1) % 20 == 0:
+            done = i + batch
+            print(f"  ... {done} hits, {done / (time.perf_counter() - t0):,.0f} hits/s so far")
+    t1 = time.perf_counter()
+    result = backfill.finish()
+    t2 = time.perf_counter()
+    assert result.stored == len(hits), result
+    engine.dispose()
+    return t2 - t0, t2 - t1
 
 
 def run_pure(
@@ -241,13 +323,13 @@ CREATE INDEX ev_email ON ev (emailactivityid);
 
 def run_anchor(path: Path, hits: Sequence[RawHit], batch: int, pipeline: Pipeline) -> list[float]:
     """Seconds per batch for a bare executemany of the same rows (same pragmas and indexes,
-    random UUID keys as the real table has, one commit per batch)."""
+    UUIDv7 keys as the real table has, one commit per batch)."""
     facts = json.dumps(pipeline.enrich(hits[0]))
     reasons = json.dumps({"fired": [], "not_fired": [r.id for r in RULES]})
     rows = [
         (
-            str(uuid.uuid4()),
-            str(uuid.UUID(int=h.delivery_id)),
+            new_id().hex,
+            uuid.UUID(int=h.delivery_id).hex,
             h.delivery_id,
             h.link_id,
             int(h.kind),
@@ -265,6 +347,7 @@ def run_anchor(path: Path, hits: Sequence[RawHit], batch: int, pipeline: Pipelin
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA cache_size=-65536")
     db.executescript(ANCHOR_DDL)
     sql = "INSERT INTO ev VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     times: list[float] = []
@@ -293,6 +376,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this core")
     parser.add_argument("--profile", type=int, default=0, help="cProfile; print top N")
     parser.add_argument("--keep", type=Path, default=None, help="database directory to keep")
+    parser.add_argument(
+        "--mode",
+        choices=("live", "backfill", "both"),
+        default="both",
+        help="the ingest worker's path, import's path, or both (each on a fresh database)",
+    )
     args = parser.parse_args(argv)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -339,6 +428,19 @@ def measure(
     deliveries: dict[int, Any],
 ) -> None:
     settings = Settings.model_construct()
+    n = len(hits)
+    if args.mode in ("backfill", "both"):
+        url = f"sqlite:///{tmp / 'backfill.db'}"
+        setup_db(url, deliveries)
+        gc.collect()
+        total, final = run_backfill(url, hits, args.batch, pipeline, settings)
+        print(
+            f"\nbackfill (import hits: ingest.Backfill, batches of {args.batch}, counters and "
+            f"scores recounted once): {n:,} hits in {total:.1f} s = {n / total:,.0f} hits/s "
+            f"(final recount {final:.1f} s)"
+        )
+        if args.mode == "backfill":
+            return
     url = f"sqlite:///{tmp / 'bench.db'}"
     t0 = time.perf_counter()
     setup_db(url, deliveries)
@@ -349,14 +451,15 @@ def measure(
     if profiler:
         profiler.enable()
     with Phases() as phases:
-        times = run_ingest(url, hits, args.batch, pipeline, settings)
+        commits: list[float] = []
+        times = run_ingest(url, hits, args.batch, pipeline, settings, commits)
     if profiler:
         profiler.disable()
     total = sum(times)
-    n = len(hits)
     print(
-        f"\nstore_hits, batches of {args.batch}: {n:,} hits in {total:.1f} s = {n / total:,.0f} "
-        f"hits/s  (batch p50 {statistics.median(times) * 1000:.0f} ms, max "
+        f"\nlive path (store_hits, as the ingest worker), batches of {args.batch}: {n:,} hits "
+        f"in {total:.1f} s = {n / total:,.0f} hits/s  (batch p50 "
+        f"{statistics.median(times) * 1000:.0f} ms, max "
         f"{max(times) * 1000:.0f} ms; {tenths(times, args.batch)})"
     )
     sec = phases.seconds
@@ -364,15 +467,18 @@ def measure(
         "enrich, delivery/link lookups, rows": total
         - sec["insert_ignore"]
         - sec["reclassify"]
-        - sec["recount"],
+        - sec["recount"]
+        - sum(commits),
         "INSERT (insert_ignore)": sec["insert_ignore"],
         "reclassify: SELECT, rows to Events, UPDATE": sec["reclassify"] - sec["classify_timeline"],
         "classify_timeline": sec["classify_timeline"],
-        "recount": sec["recount"],
+        "recount: counters": sec["recount"] - sec["rescore_for_emails"],
+        "recount: scores and roll-ups (rescore_for_emails)": sec["rescore_for_emails"],
+        "COMMIT (WAL fsync, checkpoints)": sum(commits),
     }
     print("  where store_hits spends it:")
     for name, t in parts.items():
-        print(f"    {name:44} {t:7.1f} s {t / total:5.0%}")
+        print(f"    {name:50} {t:7.1f} s {t / total:5.0%}")
     if profiler:
         stats = pstats.Stats(profiler).strip_dirs()
         print(f"\nprofile of store_hits (cProfile overhead included), top {args.profile}:")
@@ -394,8 +500,8 @@ def measure(
     anchor_times = run_anchor(tmp / "anchor.db", hits, args.batch, pipeline)
     anchor = sum(anchor_times)
     print(
-        f"anchor, bare sqlite3 executemany of {n:,} rows (same pragmas and indexes, commit "
-        f"per batch): {n / anchor:,.0f} rows/s ({tenths(anchor_times, args.batch)})"
+        f"anchor, bare sqlite3 executemany of {n:,} rows (same pragmas, keys and indexes, "
+        f"commit per batch): {n / anchor:,.0f} rows/s ({tenths(anchor_times, args.batch)})"
     )
     print(
         f"ratio store_hits / anchor = {(n / total) / (n / anchor):.3f}; target 50,000 hits/s "

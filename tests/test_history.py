@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from conftest import cli
 from helpers import OUTLOOK, add_rep, tracked_urls
 from mailsignal.history import export_events, import_emails, import_hits
+from mailsignal.ingest import Backfill
 from mailsignal.settings import Settings, load_keyring
 from mailsignal.store import repo
 from mailsignal.tokens import Signer
@@ -132,6 +133,33 @@ def test_import_hits_jsonl(engine: Engine, settings: Settings) -> None:
     assert "timing.before_send" in [r["rule"] for r in skew["reasons"]["fired"]]
     assert skew["interactionuseragent"] == ""
     assert {e["ipaddress"] for e in events} >= {"2001:db8::7"}
+
+
+
+def test_interrupted_import_is_repaired_by_importing_again(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backfill recounts emails after its batches; if it dies in between, events are
+    stored but counters lag, and running the same import again recounts them."""
+    _summary, copies = _import(engine, settings)
+    lines, _pixel = _hit_lines(copies)
+    activity = uuid.UUID(str(copies[0]["activityid"]))
+
+    def die(self: Backfill) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Backfill, "recount", die)
+    with pytest.raises(KeyboardInterrupt):
+        import_hits(engine, _signer(settings), settings, lines)
+    with engine.connect() as conn:
+        assert len(repo.list_events(conn, activity)) == 3
+        assert repo.get_email(conn, activity)["opencount"] == 0  # not recounted yet
+    monkeypatch.undo()
+    again = import_hits(engine, _signer(settings), settings, lines)
+    assert (again.imported, again.duplicates) == (0, 3)
+    with engine.connect() as conn:
+        row = repo.get_email(conn, activity)
+    assert (row["opencount"], row["linksclickedcount"]) == (2, 1)
 
 
 def test_import_combined_log(engine: Engine, settings: Settings) -> None:

@@ -17,7 +17,7 @@ from helpers import (
 )
 from mailsignal.enrich import Pipeline
 from mailsignal.ingest import Ingestor
-from mailsignal.model import TokenKind
+from mailsignal.model import TokenKind, new_id
 from mailsignal.settings import Settings, load_keyring
 from mailsignal.store import repo
 from mailsignal.store.journal import JournalWriter
@@ -217,3 +217,10 @@ def test_scores_and_rollups_follow_human_events_only(engine: Engine, settings: S
     assert (person["humanopencount"], person["humanclickcount"]) == (1, 1)
     assert person["lasthumanengagementon"] is not None
     assert company["engagementscore"] == person["engagementscore"]
+
+
+def test_new_ids_are_time_ordered_uuid7() -> None:
+    """Row ids sort by creation time, so inserts append to the right edge of each index."""
+    ids = [new_id() for _ in range(1000)]
+    assert all(i.version == 7 for i in ids)
+    assert [i.bytes[:6] for i in ids] == sorted(i.bytes[:6] for i in ids)

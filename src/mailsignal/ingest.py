@@ -23,12 +23,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .classify import RULES, Context, Event, classify_timeline, disabled_rules
 from .enrich import Pipeline
-from .model import Classification, EventKind, RawHit, TokenKind, Verdict
+from .model import Classification, EventKind, RawHit, TokenKind, Verdict, new_id
 from .settings import Settings
+from .store.bulk import executemany, insert_ignore
 from .store.journal import JournalReader
 from .store.schema import (
     email,
@@ -58,17 +58,6 @@ class IngestResult:
     orphans: int  # hits whose delivery no longer exists (erased) or never did
 
 
-def insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]], key: str) -> int:
-    """INSERT rows, skipping those whose unique `key` already exists; returns rows added."""
-    if not rows:
-        return 0
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=[key])
-    # RETURNING, not rowcount: drivers disagree on rowcount for executemany.
-    result = conn.execute(stmt.returning(table.c[key]), rows)
-    return len(result.all())
-
-
 def _by_id(conn: Connection, key: Any, ids: set[int], *columns: Any) -> dict[int, Any]:
     """Rows of `key`'s table for these ids, keyed by id (no query when there are none)."""
     if not ids:
@@ -77,9 +66,18 @@ def _by_id(conn: Connection, key: Any, ids: set[int], *columns: Any) -> dict[int
 
 
 def store_hits(
-    conn: Connection, hits: Sequence[RawHit], pipeline: Pipeline, settings: Settings
+    conn: Connection,
+    hits: Sequence[RawHit],
+    pipeline: Pipeline,
+    settings: Settings,
+    *,
+    deferred: set[uuid.UUID] | None = None,
 ) -> IngestResult:
-    """Enrich and store hits, then reclassify and recount what they touched."""
+    """Enrich and store hits, then reclassify and recount what they touched.
+
+    With `deferred`, the emails the hits name (duplicates' included) are added to that
+    set instead of being recounted here: `Backfill` recounts them later, once.
+    """
     if not hits:
         return IngestResult(0, 0, 0)
     delivery_ids = {h.delivery_id for h in hits}
@@ -130,7 +128,7 @@ def store_hits(
         facts = pipeline.enrich(hit)
         rows.append(
             {
-                "interactionforemailid": uuid.uuid4(),
+                "interactionforemailid": new_id(),
                 "emailactivityid": delivery.emailactivityid,
                 "deliveryid": hit.delivery_id,
                 "linkid": None if is_file else hit.link_id,
@@ -157,7 +155,12 @@ def store_hits(
     # INSERT, no read-back and UPDATE of every new row (that was a third of ingest time).
     reclassify(conn, {r["deliveryid"] for r in rows}, settings, new_rows=rows)
     added = insert_ignore(conn, interactionforemail, rows, "hitid")
-    recount(conn, {r["emailactivityid"] for r in rows}, settings)
+    if deferred is None:
+        recount(conn, {r["emailactivityid"] for r in rows}, settings)
+    else:
+        deferred.update(
+            known[h.delivery_id].emailactivityid for h in hits if h.delivery_id in known
+        )
     return IngestResult(added, candidates - added, orphans)
 
 
@@ -182,6 +185,21 @@ def _event(row: Any) -> Event:
     )
 
 
+def _new_event(row: dict[str, Any]) -> Event:
+    return Event(
+        key=row["hitid"],
+        kind=EventKind(row["interactiontype"]),
+        at=row["emailinteractiontime"],
+        ip=row["ipaddress"],
+        user_agent=row["interactionuseragent"],
+        method=row["httpmethod"],
+        facts=row["facts"],
+        link_id=row["linkid"],
+        honeypot=row["ishoneypot"],
+        headers=row["headers"],
+    )
+
+
 def reasons_json(result: Classification) -> dict[str, Any]:
     return {
         "fired": [
@@ -190,19 +208,6 @@ def reasons_json(result: Classification) -> dict[str, Any]:
         ],
         "not_fired": list(result.not_fired),
     }
-
-
-class _Pending:
-    """A row about to be inserted, read like a stored one by the classifier."""
-
-    def __init__(self, row: dict[str, Any]) -> None:
-        self.row = row
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.row[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 def reclassify(
@@ -251,10 +256,13 @@ def reclassify(
             disabled=disabled,
             now=now,
         )
-    timelines: dict[int, list[Any]] = defaultdict(list)
+    # Per delivery: (time, hit id, Event, stored row or None, new row dict or None).
+    timelines: dict[int, list[tuple[Any, str, Event, Any, dict[str, Any] | None]]] = defaultdict(
+        list
+    )
+    stored: set[str] = set()
     for row in conn.execute(
         select(
-            ev.c.interactionforemailid,
             ev.c.deliveryid,
             ev.c.hitid,
             ev.c.interactiontype,
@@ -275,50 +283,55 @@ def reclassify(
         .where(ev.c.interactiontype != int(EventKind.REPLY))
         .order_by(ev.c.deliveryid, ev.c.emailinteractiontime, ev.c.hitid)
     ):
-        timelines[row.deliveryid].append(row)
+        stored.add(row.hitid)
+        timelines[row.deliveryid].append(
+            (row.emailinteractiontime, row.hitid, _event(row), row, None)
+        )
     if new_rows is not None:
-        stored = {row.hitid for rows in timelines.values() for row in rows}
         fresh: list[dict[str, Any]] = []
+        touched: set[int] = set()
         for new in new_rows:
             if new["hitid"] not in stored:
                 stored.add(new["hitid"])
                 fresh.append(new)
-                timelines[new["deliveryid"]].append(_Pending(new))
-        new_rows[:] = fresh
-        for rows in timelines.values():
-            rows.sort(key=lambda r: (r.emailinteractiontime, r.hitid))
-    changes: list[dict[str, Any]] = []
-    for delivery_id, rows in timelines.items():
-        results = classify_timeline([_event(r) for r in rows], contexts[delivery_id], RULES)
-        for row, result in zip(rows, results, strict=True):
-            reasons = reasons_json(result)
-            if isinstance(row, _Pending):
-                row.row.update(
-                    verdict=str(result.verdict),
-                    confidence=result.confidence,
-                    reasons=reasons,
-                    classifierversion=result.version,
+                touched.add(new["deliveryid"])
+                timelines[new["deliveryid"]].append(
+                    (new["emailinteractiontime"], new["hitid"], _new_event(new), None, new)
                 )
-                continue
-            if (row.verdict, row.confidence, row.reasons, row.classifierversion) != (
-                str(result.verdict),
+        new_rows[:] = fresh
+        for delivery_id in touched:
+            timelines[delivery_id].sort(key=lambda t: (t[0], t[1]))
+    changes: list[dict[str, Any]] = []
+    for delivery_id, entries in timelines.items():
+        results = classify_timeline([t[2] for t in entries], contexts[delivery_id], RULES)
+        for (_at, hit_id, _e, row, pending), result in zip(entries, results, strict=True):
+            verdict = str(result.verdict)
+            reasons = reasons_json(result)
+            if pending is not None:
+                pending["verdict"] = verdict
+                pending["confidence"] = result.confidence
+                pending["reasons"] = reasons
+                pending["classifierversion"] = result.version
+            elif (row.verdict, row.confidence, row.classifierversion, row.reasons) != (
+                verdict,
                 result.confidence,
-                reasons,
                 result.version,
+                reasons,
             ):
                 changes.append(
                     {
-                        "b_id": row.interactionforemailid,
-                        "b_verdict": str(result.verdict),
+                        "b_hitid": hit_id,
+                        "b_verdict": verdict,
                         "b_confidence": result.confidence,
                         "b_reasons": reasons,
                         "b_version": result.version,
                     }
                 )
     if changes:
-        conn.execute(
+        executemany(
+            conn,
             update(ev)
-            .where(ev.c.interactionforemailid == bindparam("b_id"))
+            .where(ev.c.hitid == bindparam("b_hitid"))
             .values(
                 verdict=bindparam("b_verdict"),
                 confidence=bindparam("b_confidence"),
@@ -397,7 +410,8 @@ def recount(conn: Connection, email_ids: Iterable[uuid.UUID], settings: Settings
         )
     # One executemany, not one compiled UPDATE per email: ingest recounts thousands per batch.
     columns = [*_zero().keys() - {"_human", "_any"}, "engagementverdict", "noiseflag", "modifiedon"]
-    conn.execute(
+    executemany(
+        conn,
         update(email)
         .where(email.c.activityid == bindparam("b_id"))
         .values({name: bindparam(f"b_{name}") for name in columns}),
@@ -424,6 +438,65 @@ def _zero() -> dict[str, Any]:
         "_human": False,
         "_any": False,
     }
+
+
+class Backfill:
+    """Stores a long stream of hits (`import hits`), recounting emails once, not per batch.
+
+    Each batch is enriched, classified with its recipients' stored timelines and inserted
+    in its own transaction, as the ingest worker does. Counters, scores and roll-ups of
+    the emails a batch touched are not recomputed in that batch: the emails are collected
+    and recounted (set-wise, `recount_chunk` per transaction) when `recount_after` of them
+    are pending and at the end. An email hit in fifty batches of a backfill is recounted
+    once instead of fifty times.
+
+    If the process dies between a batch and its recount, the events are stored and the
+    counters lag: importing the same file again stores nothing new but recounts every
+    email the file names (duplicates included), which repairs them.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        pipeline: Pipeline,
+        settings: Settings,
+        *,
+        recount_after: int = 50_000,
+        recount_chunk: int = 5_000,
+    ) -> None:
+        self.engine = engine
+        self.pipeline = pipeline
+        self.settings = settings
+        self.recount_after = recount_after
+        self.recount_chunk = recount_chunk
+        self.pending: set[uuid.UUID] = set()
+        self.stored = self.duplicates = self.orphans = 0
+
+    def store(self, hits: Sequence[RawHit]) -> IngestResult:
+        if not hits:
+            return IngestResult(0, 0, 0)
+        with self.engine.begin() as conn:
+            result = store_hits(conn, hits, self.pipeline, self.settings, deferred=self.pending)
+        self.stored += result.stored
+        self.duplicates += result.duplicates
+        self.orphans += result.orphans
+        if len(self.pending) >= self.recount_after:
+            self.recount()
+        return result
+
+    def recount(self) -> int:
+        """Recount every pending email now; returns how many."""
+        ids = sorted(self.pending, key=lambda i: i.bytes)
+        for start in range(0, len(ids), self.recount_chunk):
+            chunk = ids[start : start + self.recount_chunk]
+            with self.engine.begin() as conn:
+                recount(conn, chunk, self.settings)
+            self.pending.difference_update(chunk)
+        return len(ids)
+
+    def finish(self) -> IngestResult:
+        self.recount()
+        return IngestResult(self.stored, self.duplicates, self.orphans)
 
 
 class Ingestor:

@@ -11,6 +11,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID
+
+from uuid_utils.compat import uuid7
+
+
+def new_id() -> UUID:
+    """A fresh row id: a UUIDv7 (RFC 9562), whose leading 48 bits are the creation time.
+
+    Time-ordered keys land at the right edge of every B-tree that indexes them, instead of
+    on a random page: at 1M events that made SQLite's inserts five times faster than with
+    UUIDv4 (bench/classify.py). Dataverse also hands out sequential GUIDs.
+    """
+    return uuid7()
 
 
 class EventKind(enum.IntEnum):

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, CursorResult, func, insert, select, update
 from . import instrument
 from .attachments import AttachmentLink, find_attachments, replace_attachments
 from .errors import InputError, NotFoundError
-from .model import TokenKind, TrackingDecision
+from .model import TokenKind, TrackingDecision, new_id
 from .store import repo
 from .store.files import AttachmentFiles, AttachmentMeta
 from .store.schema import email, emaildelivery, trackedattachment, trackedlink
@@ -159,7 +159,7 @@ def track(
         decisions.append((address, decision, party))
     regarding = next((p for _a, _d, p in decisions if p is not None), None)
 
-    activity_id = uuid.uuid4()
+    activity_id = new_id()
     conn.execute(
         insert(email).values(
             activityid=activity_id,

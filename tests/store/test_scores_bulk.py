@@ -21,7 +21,7 @@ from mailsignal.store.schema import (
     lead,
     systemuser,
 )
-from mailsignal.store.scores import TABLES, rescore_party, weights_of
+from mailsignal.store.scores import TABLES, rescore_parties, rescore_party, weights_of
 from mailsignal.store.scores_bulk import recompute_scores_bulk
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -157,3 +157,40 @@ def test_bulk_recompute_equals_rescoring_each_party(
     for column in ("humanopencount", "humanclickcount", "replycount", "humandownloadcount"):
         assert any(r[column] > 0 for r in flat), column
     assert any(r["emailsfollowedcount"] > 0 for r in expected["account"])
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_rescoring_a_set_of_parties_equals_rescoring_each(
+    engine: Engine, settings: Settings, seed: int
+) -> None:
+    """`rescore_parties` (what ingest runs per batch) writes what `rescore_party` writes,
+    for the parties asked about and for no others."""
+    with engine.begin() as conn:
+        _seed(conn, random.Random(seed))
+    weights = weights_of(settings)
+    with engine.connect() as conn:
+        everyone = [
+            (kind, party)
+            for kind, (table, key) in TABLES.items()
+            for party in conn.execute(select(table.c[key])).scalars().all()
+        ]
+        before = {kind: _party_rows(conn, table, key) for kind, (table, key) in TABLES.items()}
+        for kind, party in everyone:
+            rescore_party(conn, kind, party, weights, NOW)
+        expected = {kind: _party_rows(conn, table, key) for kind, (table, key) in TABLES.items()}
+        conn.rollback()
+    chosen = set(random.Random(seed).sample(everyone, len(everyone) // 2))
+    with engine.begin() as conn:
+        assert rescore_parties(conn, chosen, weights, NOW) == len(chosen)
+    with engine.connect() as conn:
+        for kind, (table, key) in TABLES.items():
+            got = {r[key]: r for r in _party_rows(conn, table, key)}
+            old = {r[key]: r for r in before[kind]}
+            for want in expected[kind]:
+                row = got[want[key]]
+                if (kind, want[key]) not in chosen:
+                    assert row == old[want[key]]  # untouched
+                    continue
+                assert row["engagementscore"] == pytest.approx(want["engagementscore"], abs=2e-6)
+                assert {c: row[c] for c in ROLLUPS[1:]} == {c: want[c] for c in ROLLUPS[1:]}
+    assert any(kind == "account" for kind, _p in chosen)

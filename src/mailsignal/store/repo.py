@@ -18,6 +18,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import AuthError, InputError, NotFoundError
+from ..model import new_id
 from .schema import (
     account,
     apikey,
@@ -85,7 +86,7 @@ def add_user(
     if role not in ROLES:
         raise InputError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     address = normalise_address(address)
-    user_id = uuid.uuid4()
+    user_id = new_id()
     try:
         conn.execute(
             insert(systemuser).values(
@@ -184,9 +185,9 @@ def add_party(
 ) -> uuid.UUID:
     for party_kind, table, key in PARTIES:
         if party_kind == kind:
-            new_id = uuid.uuid4()
+            party_id = new_id()
             values: Row = {
-                key: new_id,
+                key: party_id,
                 "emailaddress1": address and normalise_address(address),
                 "followemail": follow,
             }
@@ -194,7 +195,7 @@ def add_party(
             if parent is not None and kind == "contact":
                 values["parentcustomerid"] = parent
             conn.execute(insert(table).values(**values))
-            return new_id
+            return party_id
     raise InputError(f"unknown party type {kind!r}")
 
 

@@ -2,8 +2,10 @@
 
 `rescore_for_emails` runs wherever counters are recounted (ingest, reply sync, sweeps,
 recompute), so a score can never drift from the events it is made of. It costs a fixed
-number of queries per touched party (read that party's events, write one row), which is
-the O(1)-queries update a single new event needs; the arithmetic is scoring.py's.
+number of statements whatever the number of touched parties (`rescore_parties`: their
+deliveries, those deliveries' events, one executemany per table), which is the
+O(1)-queries update a single new event needs; the arithmetic is scoring.py's.
+`rescore_party` (one party, with its top contributing events) serves `score --explain`.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ from sqlalchemy import (
     Engine,
     Select,
     Table,
+    and_,
+    bindparam,
+    or_,
     select,
     union_all,
     update,
 )
 
 from ..model import EventKind, Verdict
-from ..scoring import Scored, Weights, score
+from ..scoring import Scored, Weights, decay, score
 from ..settings import Settings
+from .bulk import executemany
 from .schema import account, contact, emaildelivery, interactionforemail, lead
 
 TABLES: dict[str, tuple[Table, str]] = {
@@ -149,6 +155,183 @@ def rescore_party(
     return total, top
 
 
+# Roll-up columns, in the order of the counters kept per party.
+COUNTED = ("humanopencount", "humanclickcount", "replycount", "humandownloadcount")
+_HUMAN_COLUMN = {EventKind.OPEN: 0, EventKind.CLICK: 1, EventKind.ATTACHMENT: 3}
+_REPLY = 2
+Party = tuple[str, uuid.UUID]
+
+
+class Parties:
+    """Per-party accumulators, indexed by a slot number."""
+
+    def __init__(self) -> None:
+        self.slot: dict[Party, int] = {}
+        self.score: list[float] = []
+        self.counts: list[list[int]] = [[] for _ in COUNTED]
+        self.followed: list[int] = []
+        self.last: list[datetime | None] = []
+
+    def of(self, party: Party) -> int:
+        found = self.slot.get(party)
+        if found is None:
+            found = self.slot[party] = len(self.score)
+            self.score.append(0.0)
+            for column in self.counts:
+                column.append(0)
+            self.followed.append(0)
+            self.last.append(None)
+        return found
+
+
+def _spec(weights: Weights, kind: int, verdict: str) -> tuple[float, int]:
+    """(points weight, counter index or -1) of an event, as `rescore_party` counts it."""
+    ekind, ever = EventKind(kind), Verdict(verdict)
+    if ekind is EventKind.REPLY and ever is not Verdict.MACHINE:
+        column = _REPLY
+    elif ever is Verdict.HUMAN:
+        column = _HUMAN_COLUMN.get(ekind, -1)
+    else:
+        column = -1
+    return weights.weight(ekind, ever), column
+
+
+def relevant_events() -> ColumnElement[bool]:
+    """Events that can add points or counts: human or forward, or a reply not labelled
+    machine. Machine and unknown events add 0.0 points and no counts."""
+    ev = interactionforemail
+    return or_(
+        ev.c.verdict.in_((Verdict.HUMAN.value, Verdict.FORWARD.value)),
+        and_(ev.c.interactiontype == int(EventKind.REPLY), ev.c.verdict != Verdict.MACHINE.value),
+    )
+
+
+def accumulate(
+    rows: Iterable[Any],
+    deliveries: dict[int, tuple[int, ...]],
+    parties: Parties,
+    weights: Weights,
+    now: datetime,
+    specs: dict[tuple[int, str], tuple[float, int]],
+) -> None:
+    """Adds (deliveryid, interactiontype, verdict, time) rows to their parties' sums."""
+    score, counts, last = parties.score, parties.counts, parties.last
+    for delivery, kind, verdict, at in rows:
+        slots = deliveries.get(delivery)
+        if slots is None:
+            continue
+        spec = specs.get((kind, verdict))
+        if spec is None:
+            spec = specs[(kind, verdict)] = _spec(weights, kind, verdict)
+        weight, column = spec
+        if weight:
+            # scoring.contribution: weight x decay(age), the same float operations.
+            points = weight * decay(weights, (now - at).total_seconds())
+            for s in slots:
+                score[s] += points
+        if column >= 0:
+            counter = counts[column]
+            for s in slots:
+                counter[s] += 1
+                seen = last[s]
+                if seen is None or at > seen:
+                    last[s] = at
+
+
+_CHUNK = 5000  # ids per IN list: far below SQLite's and PostgreSQL's bind limits
+
+
+def _chunks(ids: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]
+
+
+def rescore_parties(conn: Connection, found: set[Party], weights: Weights, now: datetime) -> int:
+    """`rescore_party` for many parties at once, in a fixed number of statements.
+
+    Each party's deliveries (an account's include its contacts'), then the events of
+    those deliveries that can matter, are read with IN lists; scores and roll-ups are
+    summed in memory (as `recompute_scores_bulk` does) and written with one executemany
+    per table. Ingest rescores thousands of parties a batch: one round of queries per
+    party was most of a batch's recount.
+    """
+    if not found:
+        return 0
+    d = emaildelivery
+    parties = Parties()
+    for each in sorted(found, key=lambda p: (p[0], p[1].bytes)):
+        parties.of(each)
+    members: dict[int, set[int]] = defaultdict(set)  # delivery -> slots
+    by_kind: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for kind, party in found:
+        by_kind[kind].append(party)
+    tracked: dict[int, bool] = {}
+    for kind, ids in by_kind.items():
+        for chunk in _chunks(ids):
+            for delivery, party, is_tracked in conn.execute(
+                select(d.c.deliveryid, d.c.recipientobjectid, d.c.tracked).where(
+                    d.c.recipientobjectid.in_(chunk), d.c.recipientobjecttypecode == kind
+                )
+            ):
+                members[delivery].add(parties.slot[(kind, party)])
+                tracked[delivery] = bool(is_tracked)
+    for chunk in _chunks(by_kind.get("account", [])):
+        for delivery, parent, is_tracked in conn.execute(
+            select(d.c.deliveryid, contact.c.parentcustomerid, d.c.tracked)
+            .select_from(
+                d.join(
+                    contact,
+                    (d.c.recipientobjecttypecode == "contact")
+                    & (d.c.recipientobjectid == contact.c.contactid),
+                )
+            )
+            .where(contact.c.parentcustomerid.in_(chunk))
+        ):
+            members[delivery].add(parties.slot[("account", parent)])
+            tracked[delivery] = bool(is_tracked)
+    deliveries = {delivery: tuple(slots) for delivery, slots in members.items()}
+    for delivery, slots in deliveries.items():
+        if tracked[delivery]:
+            for s in slots:
+                parties.followed[s] += 1
+    ev = interactionforemail
+    specs: dict[tuple[int, str], tuple[float, int]] = {}
+    for chunk in _chunks(sorted(deliveries)):
+        rows = conn.execute(
+            select(ev.c.deliveryid, ev.c.interactiontype, ev.c.verdict, ev.c.emailinteractiontime)
+            .where(ev.c.deliveryid.in_(chunk))
+            .where(relevant_events())
+        )
+        accumulate(rows, deliveries, parties, weights, now, specs)
+    for kind, (table, key) in TABLES.items():
+        rows_out = [
+            {
+                "b_key": party,
+                "b_score": round(parties.score[s], 6),
+                "b_followed": parties.followed[s],
+                "b_last": parties.last[s],
+                **{f"b_{name}": parties.counts[i][s] for i, name in enumerate(COUNTED)},
+            }
+            for (pkind, party), s in parties.slot.items()
+            if pkind == kind
+        ]
+        if rows_out:
+            executemany(
+                conn,
+                update(table)
+                .where(table.c[key] == bindparam("b_key"))
+                .values(
+                    engagementscore=bindparam("b_score"),
+                    engagementscoreupdatedon=now,
+                    emailsfollowedcount=bindparam("b_followed"),
+                    lasthumanengagementon=bindparam("b_last"),
+                    **{name: bindparam(f"b_{name}") for name in COUNTED},
+                ),
+                rows_out,
+            )
+    return len(found)
+
+
 def rescore_for_emails(
     conn: Connection,
     email_ids: Iterable[uuid.UUID],
@@ -156,10 +339,7 @@ def rescore_for_emails(
     now: datetime | None = None,
 ) -> int:
     weights, now = weights_of(settings), now or datetime.now(UTC)
-    parties = parties_of_emails(conn, email_ids)
-    for kind, party in parties:
-        rescore_party(conn, kind, party, weights, now)
-    return len(parties)
+    return rescore_parties(conn, parties_of_emails(conn, email_ids), weights, now)
 
 
 def recompute_scores(

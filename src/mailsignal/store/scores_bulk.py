@@ -24,61 +24,19 @@ pass (the same holds for `recompute_scores` within a batch).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, select, update
 
-from ..model import EventKind, Verdict
-from ..scoring import Weights, decay
+from ..scoring import Weights
 from ..settings import Settings
 from .schema import contact, emaildelivery, interactionforemail
-from .scores import TABLES, weights_of
-
-# Roll-up columns, in the order of the counters kept per party.
-COUNTED = ("humanopencount", "humanclickcount", "replycount", "humandownloadcount")
-_HUMAN_COLUMN = {EventKind.OPEN: 0, EventKind.CLICK: 1, EventKind.ATTACHMENT: 3}
-_REPLY = 2
-Party = tuple[str, uuid.UUID]
+from .scores import COUNTED, TABLES, Parties, accumulate, relevant_events, weights_of
 
 
-class _Parties:
-    """Per-party accumulators, indexed by a slot number."""
-
-    def __init__(self) -> None:
-        self.slot: dict[Party, int] = {}
-        self.score: list[float] = []
-        self.counts: list[list[int]] = [[] for _ in COUNTED]
-        self.followed: list[int] = []
-        self.last: list[datetime | None] = []
-
-    def of(self, party: Party) -> int:
-        found = self.slot.get(party)
-        if found is None:
-            found = self.slot[party] = len(self.score)
-            self.score.append(0.0)
-            for column in self.counts:
-                column.append(0)
-            self.followed.append(0)
-            self.last.append(None)
-        return found
-
-
-def _spec(weights: Weights, kind: int, verdict: str) -> tuple[float, int]:
-    """(points weight, counter index or -1) of an event, as `rescore_party` counts it."""
-    ekind, ever = EventKind(kind), Verdict(verdict)
-    if ekind is EventKind.REPLY and ever is not Verdict.MACHINE:
-        column = _REPLY
-    elif ever is Verdict.HUMAN:
-        column = _HUMAN_COLUMN.get(ekind, -1)
-    else:
-        column = -1
-    return weights.weight(ekind, ever), column
-
-
-def _deliveries(conn: Connection, parties: _Parties) -> dict[int, tuple[int, ...]]:
+def _deliveries(conn: Connection, parties: Parties) -> dict[int, tuple[int, ...]]:
     """Delivery id -> the slots of its parties; counts tracked deliveries per party."""
     d, c = emaildelivery, contact
     rows = conn.execute(
@@ -116,52 +74,28 @@ def _deliveries(conn: Connection, parties: _Parties) -> dict[int, tuple[int, ...
 def _events(
     conn: Connection,
     deliveries: dict[int, tuple[int, ...]],
-    parties: _Parties,
+    parties: Parties,
     weights: Weights,
     now: datetime,
     batch: int,
 ) -> int:
     """Adds every relevant event to its parties; returns how many were read."""
     ev = interactionforemail
-    relevant = or_(
-        ev.c.verdict.in_((Verdict.HUMAN.value, Verdict.FORWARD.value)),
-        and_(ev.c.interactiontype == int(EventKind.REPLY), ev.c.verdict != Verdict.MACHINE.value),
-    )
     stmt = select(
         ev.c.deliveryid, ev.c.interactiontype, ev.c.verdict, ev.c.emailinteractiontime
-    ).where(relevant)
+    ).where(relevant_events())
     specs: dict[tuple[int, str], tuple[float, int]] = {}
-    score, counts, last = parties.score, parties.counts, parties.last
     read = 0
     result = conn.execute(stmt.execution_options(yield_per=batch))
     for part in result.partitions():
         read += len(part)
-        for delivery, kind, verdict, at in part:
-            slots = deliveries.get(delivery)
-            if slots is None:
-                continue
-            spec = specs.get((kind, verdict))
-            if spec is None:
-                spec = specs[(kind, verdict)] = _spec(weights, kind, verdict)
-            weight, column = spec
-            if weight:
-                # scoring.contribution: weight x decay(age), the same float operations.
-                points = weight * decay(weights, (now - at).total_seconds())
-                for s in slots:
-                    score[s] += points
-            if column >= 0:
-                counter = counts[column]
-                for s in slots:
-                    counter[s] += 1
-                    seen = last[s]
-                    if seen is None or at > seen:
-                        last[s] = at
+        accumulate(part, deliveries, parties, weights, now, specs)
     return read
 
 
 def _write(
     conn: Connection,
-    parties: _Parties,
+    parties: Parties,
     now: datetime,
     batch: int,
     progress: Callable[[int], None] | None,
@@ -229,7 +163,7 @@ def recompute_scores_bulk(
         The number of parties written.
     """
     weights, now = weights_of(settings), now or datetime.now(UTC)
-    parties = _Parties()
+    parties = Parties()
     with engine.begin() as conn:
         deliveries = _deliveries(conn, parties)
         _events(conn, deliveries, parties, weights, now, batch)

@@ -27,9 +27,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from ...ingest import insert_ignore, reasons_json, recount
-from ...model import Classification, EventKind, Evidence, Verdict
+from ...ingest import reasons_json, recount
+from ...model import Classification, EventKind, Evidence, Verdict, new_id
 from ...settings import Settings
+from ...store.bulk import insert_ignore
 from ...store.schema import email, emaildelivery, interactionforemail
 from ..replies import Analysis, Reference, ReplyKind, analyse, normalise_id, parse
 
@@ -290,7 +291,7 @@ def _event(
     mid = f"<{analysis.message_id}>" if analysis.message_id else None
     bounce = analysis.bounce
     return {
-        "interactionforemailid": uuid.uuid4(),
+        "interactionforemailid": new_id(),
         "emailactivityid": sent.activityid,
         "deliveryid": delivery.deliveryid,
         "interactiontype": int(EventKind.REPLY),
