@@ -15,8 +15,10 @@ recipient, one for the do-not-track ones) without parsing, recording, instrument
 spooling anything. What it reaches bounds what any relay doing that fan-out on this
 machine can reach.
 
+`--workers N` runs the relay as N processes on the one port (`relay_workers`).
+
     .venv/bin/python bench/relay.py [--messages 200] [--concurrency 8] [--rounds 5]
-                                    [--forwarder]
+                                    [--forwarder] [--workers N]
 """
 
 from __future__ import annotations
@@ -208,6 +210,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--forwarder", action="store_true", help="also run a bare forwarder")
+    parser.add_argument("--workers", type=int, default=1, help="relay processes (relay_workers)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ms-bench-relay-"))
     data_dir, maildir = tmp / "data", tmp / "maildir"
@@ -239,6 +242,7 @@ def main() -> None:
         "MAILSIGNAL_SMARTHOST_SECURITY": "none",
         "MAILSIGNAL_RELAY_ALLOW_PLAIN_AUTH_LOCALHOST": "true",
         "MAILSIGNAL_LOG_LEVEL": "warning",
+        "MAILSIGNAL_RELAY_WORKERS": str(args.workers),
     }
     forwarder = None
     if args.forwarder:
@@ -267,7 +271,8 @@ def main() -> None:
                 time.sleep(0.1)
         print(
             f"{args.messages} messages of {eml.stat().st_size // 1024} KB, 1-3 recipients, "
-            f"{args.concurrency} connections, {args.rounds} rounds"
+            f"{args.concurrency} connections, {args.rounds} rounds, "
+            f"{args.workers} relay process{'es' if args.workers > 1 else ''}"
         )
         direct, relayed, forwarded = [], [], []
         for i in range(args.rounds):

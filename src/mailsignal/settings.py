@@ -161,6 +161,13 @@ class Settings(BaseSettings):
     relay_max_message_bytes: int = Field(
         default=35 * 1024 * 1024, ge=1024, description="Largest message the relay accepts."
     )
+    relay_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Relay processes listening on relay_port together (SO_REUSEPORT), "
+        "sharing the outbound queue and the database.",
+    )
     smarthost: str | None = Field(
         default=None, description="Upstream SMTP server the relay forwards to, as host:port."
     )

@@ -411,3 +411,23 @@ def test_an_unreadable_envelope_is_set_aside_not_retried_forever(
     _run(OutboundWorker(spool, _transport(upstream), bounce_after_seconds=3600, clock=clock))
     assert spool.ready() == [] and upstream.accepted == []
     assert (spool.failed_dir / f"{entry}.eml").read_bytes() == MESSAGE
+
+
+def test_transport_reuses_its_connection_and_sends_dots_and_bare_line_feeds(
+    upstream: Upstream,
+) -> None:
+    transport = _transport(upstream)
+    odd = MESSAGE + b".starts with a dot\r\nbare\nline feed\r\n"
+
+    async def go() -> list[Any]:
+        try:
+            return [await transport.send(REP, ["dana@contoso.test"], odd, []) for _ in range(3)]
+        finally:
+            assert len(transport._idle) == 1  # one connection, used three times
+            await transport.close()
+
+    results = asyncio.run(go())
+    assert all(not r.temporary and not r.permanent for r in results)
+    assert [data for _f, _r, data in upstream.accepted] == [
+        odd.replace(b"bare\nline", b"bare\r\nline")
+    ] * 3

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
 from conftest import free_port, need
@@ -35,6 +35,7 @@ from mailsignal.mail.outbound import Spool
 from mailsignal.mail.server import RelayServer
 from mailsignal.settings import Settings, load_keyring
 from mailsignal.store import repo
+from mailsignal.store.db import make_engine
 from mailsignal.store.schema import email, emaildelivery
 from mailsignal.tokens import Signer
 
@@ -640,3 +641,298 @@ def test_relay_command_runs_in_the_foreground_and_stops_on_ctrl_c(
             proc.kill()
         log.close()
     assert "relay: stopping" in (tmp_path / "relay.log").read_text()
+
+
+# --- headers: Bcc, X-MailSignal-Id (#4) -------------------------------------------------
+
+
+def test_bcc_is_stripped_from_every_copy_and_still_recorded(
+    relay: Relay, world: Any, engine: Engine
+) -> None:
+    settings, upstream, keys = world
+    base = sales_email()
+    original = base.replace(
+        b"Subject:",
+        b"Bcc: boss@northwind.test,\r\n secret-partner@elsewhere.test\r\n"
+        b"Resent-Bcc: audit@northwind.test\r\nSubject:",
+        1,
+    )
+    rcpts = [BUYER, PRIVATE, "secret-partner@elsewhere.test"]
+    with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+        assert client.sendmail(REP, rcpts, original) == {}
+    relay.settle()
+    copies = [data for _f, _r, data in upstream.received]
+    assert len(copies) == 3  # two tracked copies, one untracked
+    for data in copies:
+        names = {k.lower() for k in message_from_bytes(data, policy=policy.default)}
+        assert not names & {"bcc", "resent-bcc"}
+        assert b"secret-partner" not in data and b"boss@" not in data
+    # Apart from the Bcc field the untracked copy is the client's bytes.
+    assert upstream.to(PRIVATE)[0] == base
+    with engine.connect() as conn:
+        row = conn.execute(select(email)).mappings().one()
+    assert "secret-partner@elsewhere.test" in row["torecipients"].split(";")
+
+
+def test_tracked_copies_carry_x_mailsignal_id_and_replies_match_by_it(
+    relay: Relay, world: Any, engine: Engine
+) -> None:
+    from mailsignal.mail.sync.store import IncomingMessage, Outcome, store_messages
+
+    settings, upstream, keys = world
+    # A client's own X-MailSignal-Id (a resent draft, say) must not survive: it would
+    # point replies and bounces at another email.
+    raw = sales_email().replace(b"Subject:", b"X-MailSignal-Id: <forged@elsewhere>\r\nSubject:")
+    with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+        assert client.sendmail(REP, [BUYER, PRIVATE, "bcc-only@client.test"], raw) == {}
+    relay.settle()
+    with engine.connect() as conn:
+        row = conn.execute(select(email)).mappings().one()
+    header = f"X-MailSignal-Id: <{row['emailtrackingid']}>".encode()
+    for address in (BUYER, "bcc-only@client.test"):
+        [data] = upstream.to(address)
+        assert data.startswith(header + b"\r\n")
+        sent = message_from_bytes(data, policy=policy.default)
+        assert sent.get_all("X-MailSignal-Id") == [f"<{row['emailtrackingid']}>"]
+    [private] = upstream.to(PRIVATE)  # do-not-track: no id of ours on it
+    assert b"x-mailsignal-id" not in private.lower()
+
+    # A reply that lost In-Reply-To and References (a ticketing system that kept our
+    # header) is matched by the id alone.
+    reply = (
+        b"From: Dana Buyer <buyer@client.test>\r\nTo: rep@northwind.test\r\n"
+        b"Subject: Re: Pricing for Q1\r\nMessage-ID: <r1@client.test>\r\n"
+        b"Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n" + header + b"\r\n\r\nLooks good.\r\n"
+    )
+    # A bounce from a smarthost that rewrote our Message-ID still returns the header.
+    rewritten = upstream.to("bcc-only@client.test")[0].replace(
+        b"<q1-pricing@northwind.test>", b"<rewritten-by-smarthost@relay.example>"
+    )
+    bounce = (
+        b"From: MAILER-DAEMON@relay.example\r\nTo: rep@northwind.test\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <b1@relay.example>\r\n"
+        b"Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        b"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; relay.example\r\n"
+        b"\r\nFinal-Recipient: rfc822; bcc-only@client.test\r\nAction: failed\r\n"
+        b"Status: 5.1.1\r\n"
+        b"--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        + rewritten.partition(b"\r\n\r\n")[0]
+        + b"\r\n--B--\r\n"
+    )
+    with engine.begin() as conn:
+        outcomes = store_messages(
+            conn, [IncomingMessage(reply, "reply"), IncomingMessage(bounce, "bounce")], settings
+        )
+    assert [o for o, _e in outcomes] == [Outcome.REPLY, Outcome.BOUNCE]
+    with engine.connect() as conn:
+        statuses = {r.emailaddress: r.status for r in conn.execute(select(emaildelivery))}
+        assert conn.execute(select(email.c.replycount)).scalar_one() == 1
+    assert statuses["bcc-only@client.test"] == "failed" and statuses[BUYER] == "sent"
+
+
+# --- DATA read in pieces (server.py) -----------------------------------------------------
+
+
+def test_data_reader_keeps_bytes_dots_and_limits(relay: Relay, world: Any) -> None:
+    settings, upstream, keys = world
+    body = (
+        b".a line that starts with a dot\r\n..two dots\r\n.\r\n"  # smtplib stuffs these
+        b"a line ending in a dot.\r\n" + b"x" * 998 + b"\r\nend\r\n"
+    )
+    raw = (
+        b"From: Rep <rep@northwind.test>\r\nTo: private@client.test\r\nSubject: dots\r\n"
+        b"Message-ID: <dots@northwind.test>\r\n\r\n" + body
+    )
+    with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+        assert client.sendmail(REP, [PRIVATE], raw) == {}
+        client.mail(REP)
+        client.rcpt(PRIVATE)
+        code, text = client.data(raw.replace(b"x" * 998, b"x" * 1000))
+        assert (code, text[:5]) == (500, b"5.5.2")  # a line over 998 characters (+ slack)
+        assert client.sendmail(REP, [PRIVATE], raw) == {}  # the session goes on
+    relay.settle()
+    assert [data for _f, _r, data in upstream.received] == [raw, raw]  # byte for byte
+
+
+# --- group commit ------------------------------------------------------------------------
+
+
+def test_messages_accepted_together_commit_together_and_fail_alone(
+    relay: Relay, world: Any, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailsignal.errors import InputError
+    from mailsignal.mail.relay import _Message
+
+    real_track = outgoing.track
+
+    def track(conn: Any, signer: Any, base: str, prepared: Any, **kw: Any) -> Any:
+        if "Refuse me" in str(prepared.msg["Subject"]):
+            raise InputError("sender rep@northwind.test is disabled")
+        return real_track(conn, signer, base, prepared, **kw)
+
+    monkeypatch.setattr(outgoing, "track", track)
+    handler = relay.server.handler
+    messages = [
+        _Message(REP, [BUYER, PRIVATE], [], sales_email(f"<g{n}@northwind.test>")) for n in range(3)
+    ]
+    messages[1].raw = messages[1].raw.replace(b"Pricing for Q1", b"Refuse me")
+    messages.append(_Message(REP, [BUYER], [], b"no header block at all\r\n"))
+    results = handler.accept_group(messages)
+    assert isinstance(results[1], InputError) and isinstance(results[3], Exception)
+    ok = [r for r in results if isinstance(r, tuple)]
+    assert len(ok) == 2 and all(len(queued) == 2 for _a, queued in ok)  # tracked + untracked
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(email.c.messageid)).scalars()) == [
+            "<g0@northwind.test>",
+            "<g2@northwind.test>",
+        ]
+    spool = relay.server.spool
+    assert sorted(spool.ready()) == sorted(i for _a, queued in ok for i in queued)
+
+
+# --- AUTH failures counted across relay processes ------------------------------------------
+
+
+def test_auth_failure_limit_is_shared_by_relay_processes(
+    world: Any, engine: Engine, clock: Clock
+) -> None:
+    settings, _upstream, keys = world
+    # Two relays on one data directory, as `relay_workers` runs them (each its own
+    # limiter object: only the file under data_dir is shared).
+    first, second = Relay(settings, engine, clock).start(), Relay(settings, engine, clock).start()
+    try:
+        with connect(first, settings.relay_tls_cert) as client:
+            client.user, client.password = REP, "msk_000000000000_wrong"
+            for _ in range(5):
+                with pytest.raises(smtplib.SMTPAuthenticationError) as bad:
+                    client.auth("PLAIN", client.auth_plain)
+                assert bad.value.smtp_code == 535
+        with connect(second, settings.relay_tls_cert) as client:
+            client.user, client.password = REP, keys[REP]
+            with pytest.raises(smtplib.SMTPAuthenticationError) as limited:
+                client.auth("PLAIN", client.auth_plain)
+            assert (limited.value.smtp_code, limited.value.smtp_error[:5]) == (454, b"4.7.0")
+    finally:
+        first.stop()
+        second.stop()
+    # ... and across a restart.
+    third = Relay(settings, engine, clock).start()
+    try:
+        with connect(third, settings.relay_tls_cert) as client:
+            client.user, client.password = "admin@northwind.test", keys["admin@northwind.test"]
+            with pytest.raises(smtplib.SMTPAuthenticationError) as limited:
+                client.auth("PLAIN", client.auth_plain)  # same client address: still limited
+            assert limited.value.smtp_code == 454
+    finally:
+        third.stop()
+
+
+def test_failure_limiter_file_expires_and_survives_garbage(tmp_path: Path) -> None:
+    from mailsignal.mail.auth import FailureLimiter
+
+    now = [1000.0]
+    path = tmp_path / "failures.json"
+    a = FailureLimiter(limit=2, window=60, clock=lambda: now[0], path=path)
+    b = FailureLimiter(limit=2, window=60, clock=lambda: now[0], path=path)
+    a.failed("10.0.0.1", "rep@x.test")
+    assert not b.blocked("10.0.0.1")
+    b.failed("10.0.0.1", "")
+    assert a.blocked("10.0.0.1") and not a.blocked("10.0.0.2", "other@x.test")
+    now[0] += 61
+    assert not a.blocked("10.0.0.1", "rep@x.test")
+    path.write_bytes(b"{not json")
+    assert not a.blocked("10.0.0.1")  # unreadable counts as empty, never as an error
+    a.failed("10.0.0.9")
+    a.failed("10.0.0.9")
+    assert b.blocked("10.0.0.9")  # counting starts again in a rewritten file
+
+
+# --- several relay processes -------------------------------------------------------------
+
+
+def test_relay_workers_share_the_port_queue_and_database(world: Any, tmp_path: Path) -> None:
+    settings, upstream, keys = world
+    port = free_port()
+    env = {
+        **os.environ,
+        "MAILSIGNAL_DATA_DIR": str(settings.data_dir),
+        "MAILSIGNAL_DATABASE_URL": settings.db_url,
+        "MAILSIGNAL_RELAY_PORT": str(port),
+        "MAILSIGNAL_RELAY_WORKERS": "2",
+        "MAILSIGNAL_RELAY_TLS_CERT": str(settings.relay_tls_cert),
+        "MAILSIGNAL_RELAY_TLS_KEY": str(settings.relay_tls_key),
+        "MAILSIGNAL_SMARTHOST": str(settings.smarthost),
+        "MAILSIGNAL_SMARTHOST_SECURITY": "none",
+        "MAILSIGNAL_LOG_LEVEL": "warning",
+    }
+    code = "import typer; from mailsignal.mail.cli_relay import relay; typer.run(relay)"
+    with (tmp_path / "relay.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while b"2 processes" not in (tmp_path / "relay.log").read_bytes():
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                tmp_path / "relay.log"
+            ).read_text()
+            time.sleep(0.1)
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid), "-f", "spawn_main"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        assert children  # the second relay process
+
+        def send(n: int) -> None:
+            client = smtplib.SMTP("127.0.0.1", port, timeout=30)
+            client.starttls(context=ssl.create_default_context(cafile=str(settings.relay_tls_cert)))
+            client.login(REP, keys[REP])
+            for k in range(3):
+                raw = sales_email(f"<w{n}-{k}@northwind.test>")
+                assert client.sendmail(REP, [BUYER, PRIVATE], raw) == {}
+            client.quit()
+
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        deadline = time.monotonic() + 60
+        while len(upstream.received) < 48:
+            assert time.monotonic() < deadline, f"{len(upstream.received)} of 48 delivered"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0, (tmp_path / "relay.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(upstream.to(BUYER)) == 24 and len(upstream.to(PRIVATE)) == 24
+    ids = [message_from_bytes(d)["Message-ID"] for d in upstream.to(PRIVATE)]
+    assert len(set(ids)) == 24  # each message once: no entry delivered by both processes
+    engine = make_engine(settings.db_url)
+    try:
+        with engine.connect() as conn:
+            assert len(conn.execute(select(email.c.messageid)).all()) == 24
+    finally:
+        engine.dispose()
+    assert list((settings.data_dir / "outbound").glob("*.json")) == []
+
+
+# --- the recipient lookup uses an index (migration 0006) -----------------------------------
+
+
+def test_recipient_lookup_is_an_index_search(engine: Engine) -> None:
+    from mailsignal.store.schema import contact
+
+    addresses = ["dana@client.test", "pat@client.test"]
+    query = select(contact.c.contactid).where(func.lower(contact.c.emailaddress1).in_(addresses))
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+        else:
+            conn.exec_driver_sql("SET enable_seqscan = off")  # an empty table: force the choice
+            sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+            plan = " ".join(str(r[0]) for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+    assert "ix_contact_emailaddress1_lower" in plan, plan

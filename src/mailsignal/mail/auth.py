@@ -4,17 +4,24 @@ No second password table: an API key already names a user, can be revoked, and r
 its last use. Failed attempts are counted per client address and per login in a sliding
 window; past the limit every attempt is refused with a temporary 454 until the window
 slides on, and each failure is answered only after a short delay, which together make
-guessing a 256-bit key hopeless and keep a scripted guesser from costing much.
+guessing a 256-bit key hopeless and keep a scripted guesser from costing much. The relay
+keeps the counts in a file under the data directory, so they hold across its worker
+processes (`relay_workers`) and its restarts.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import fcntl
+import json
+import os
+import threading
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,37 +38,82 @@ class AuthUser:
 
 
 class FailureLimiter:
-    """Counts failures per key (client IP, login) within `window` seconds."""
+    """Counts failures per key (client IP, login) within `window` seconds.
+
+    With `path` the counts live in that file, shared by every relay process on the host
+    (`relay_workers`) and kept across restarts: each call takes an `flock` on it, reads
+    it, and a failure writes it back. Otherwise they live in this object. The file is
+    small (only keys with a failure inside the window, at most `max_keys` of them) and
+    is read once per AUTH attempt, so it costs nothing a client would notice. A file
+    that cannot be parsed counts as empty: the limit slows guessing down, it is not
+    what keeps a 256-bit key safe.
+    """
 
     def __init__(
         self,
         limit: int = 5,
         window: float = 600.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
+        *,
+        path: Path | None = None,
+        max_keys: int = 10_000,
     ) -> None:
         self.limit = limit
         self.window = window
-        self.clock = clock
-        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
+        # Wall time in the file: it outlives processes (and reboots).
+        self.clock = clock or (time.time if path is not None else time.monotonic)
+        self.path = path
+        self.max_keys = max_keys
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
 
-    def _recent(self, key: str) -> deque[float]:
-        times = self._failures[key]
+    @contextlib.contextmanager
+    def _state(self, write: bool) -> Iterator[dict[str, list[float]]]:
+        """The failure times by key, pruned of those outside the window; saved on exit
+        when `write`."""
+        with self._lock:
+            if self.path is None:
+                self._failures = self._pruned(self._failures)
+                yield self._failures
+                return
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+                with os.fdopen(os.dup(fd), "r+b") as fh:
+                    try:
+                        loaded = json.loads(fh.read() or b"{}")
+                        state = self._pruned(
+                            {str(k): [float(t) for t in v] for k, v in loaded.items()}
+                        )
+                    except (ValueError, TypeError, AttributeError):
+                        state = {}
+                    yield state
+                    if write:
+                        fh.seek(0)
+                        fh.truncate()
+                        fh.write(json.dumps(state, separators=(",", ":")).encode())
+            finally:
+                os.close(fd)  # closing the last descriptor releases the lock
+
+    def _pruned(self, state: dict[str, list[float]]) -> dict[str, list[float]]:
         cutoff = self.clock() - self.window
-        while times and times[0] < cutoff:
-            times.popleft()
-        if not times:
-            del self._failures[key]  # keep the map as small as the set of active guessers
-            return deque()
-        return times
+        kept = {k: [t for t in v if t >= cutoff] for k, v in state.items()}
+        return {k: v for k, v in kept.items() if v}
 
     def blocked(self, *keys: str) -> bool:
-        return any(len(self._recent(k)) >= self.limit for k in keys if k)
+        with self._state(write=False) as state:
+            return any(len(state.get(k, ())) >= self.limit for k in keys if k)
 
     def failed(self, *keys: str) -> None:
         now = self.clock()
-        for key in keys:
-            if key:
-                self._failures[key].append(now)
+        with self._state(write=True) as state:
+            for key in keys:
+                if key:
+                    state.setdefault(key, []).append(now)
+            if len(state) > self.max_keys:  # keep the most recent guessers
+                by_age = sorted(state, key=lambda k: state[k][-1])
+                for key in by_age[: len(state) - self.max_keys]:
+                    del state[key]
 
 
 def decode_plain(blob: bytes) -> tuple[str, str] | None:

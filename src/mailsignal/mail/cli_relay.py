@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import functools
 import logging
+import multiprocessing
+import os
 import signal
 import time
 from datetime import UTC, datetime
@@ -42,26 +44,75 @@ def relay(
     logging.basicConfig(level=settings.log_level.upper())
     engine = _engine(settings)
     migrate(engine)
-    server = RelayServer(settings, engine, _signer(settings), host=host, port=port)
+    workers = settings.relay_workers
+    server = RelayServer(
+        settings, engine, _signer(settings), host=host, port=port, reuse_port=workers > 1
+    )
     try:
-        asyncio.run(_serve(server))
+        if asyncio.run(_serve(server, workers)):
+            raise typer.Exit(1)
     finally:
         engine.dispose()
 
 
-async def _serve(server: RelayServer) -> None:
+def _worker(host: str | None, port: int | None) -> None:
+    """One more relay process (`relay_workers`), on the same port with SO_REUSEPORT.
+
+    Ctrl-C reaches every process of the terminal's group; SIGTERM comes from the first
+    process. Either way it stops as `mailsignal relay` does.
+    """
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    engine = _engine(settings)
+    server = RelayServer(settings, engine, _signer(settings), host=host, port=port, reuse_port=True)
+    try:
+        asyncio.run(_serve(server, 1, quiet=True))
+    finally:
+        engine.dispose()
+
+
+async def _serve(server: RelayServer, workers: int = 1, quiet: bool = False) -> bool:
+    """Serve until SIGINT/SIGTERM, with `workers - 1` more processes; True if one of
+    them died (every process is stopped then, for the supervisor to restart)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
-    out.print(
-        f"MailSignal relay on {server.host}:{server.port} ({server.mode}), "
-        f"forwarding to {server.settings.smarthost}; Ctrl-C stops"
-    )
-    await stop.wait()
-    out.print("relay: stopping (deliveries in flight finish first)")
+    # Spawned, not forked: this process already runs threads and an event loop.
+    spawn = multiprocessing.get_context("spawn")
+    others = [
+        spawn.Process(target=_worker, args=(server.host, server.port), name=f"relay-{n}")
+        for n in range(1, workers)
+    ]
+    for proc in others:
+        proc.start()
+    if not quiet:
+        plural = f", {workers} processes" if workers > 1 else ""
+        out.print(
+            f"MailSignal relay on {server.host}:{server.port} ({server.mode}{plural}), "
+            f"forwarding to {server.settings.smarthost}; Ctrl-C stops"
+        )
+    died = False
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+        if any(not proc.is_alive() for proc in others):
+            logging.getLogger(__name__).error("a relay process died; stopping them all")
+            died = True
+            break
+    if not quiet:
+        out.print("relay: stopping (deliveries in flight finish first)")
+    for proc in others:
+        if proc.is_alive() and proc.pid is not None:
+            os.kill(proc.pid, signal.SIGTERM)
     await server.stop()
+    for proc in others:
+        await asyncio.to_thread(proc.join, 60)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    return died
 
 
 def _when(ts: float) -> str:

@@ -3,7 +3,9 @@
 One asyncio loop serves every client: sessions are cheap coroutines and the blocking
 work of each message runs in a thread (mail/relay.py), so many reps can submit at once.
 `RelayServer` is what `mailsignal relay` runs in the foreground and what the tests start
-on a thread.
+on a thread. With `relay_workers` above one, `mailsignal relay` runs that many of them in
+as many processes on one port (SO_REUSEPORT: the kernel spreads connections), sharing
+the spool, the database and the AUTH failure counts (files under data_dir).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from .relay import RelayHandler
 from .smarthost import SmtpTransport, Transport
 
 log = logging.getLogger(__name__)
+
+AUTH_FAILURES_FILE = "relay-auth-failures.json"  # under data_dir; see auth.FailureLimiter
 
 # aiosmtpd's own size replies carry no enhanced status code (RFC 3463); clients and
 # logs key on "5.3.4", so the relay says it.
@@ -146,8 +150,10 @@ class RelayServer:
         auth_fail_delay: float = 1.0,
         host: str | None = None,
         port: int | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.settings, self.engine, self.signer = settings, engine, signer
+        self.reuse_port = reuse_port  # several relay processes listen on one port
         self.host = host or settings.relay_host
         self.port = port or settings.relay_port
         self.hostname = socket.gethostname()
@@ -190,7 +196,8 @@ class RelayServer:
             clock=self.clock,
             files=files if files.policy.mode != "off" else None,
             dkim=DkimSigner.from_settings(settings),
-            limiter=FailureLimiter(),
+            # In a file every relay process shares (and that outlives restarts).
+            limiter=FailureLimiter(path=settings.data_dir / AUTH_FAILURES_FILE),
             fail_delay=self.auth_fail_delay,
         )
         loop = asyncio.get_running_loop()
@@ -213,7 +220,11 @@ class RelayServer:
             )
 
         self._server = await loop.create_server(
-            session, self.host, self.port, ssl=tls if implicit else None
+            session,
+            self.host,
+            self.port,
+            ssl=tls if implicit else None,
+            reuse_port=self.reuse_port or None,
         )
         self._worker_task = asyncio.create_task(self.worker.run(self._stop))
         log.info("relay listening on %s:%s (%s)", self.host, self.port, self.mode)

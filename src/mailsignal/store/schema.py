@@ -34,9 +34,12 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     false,
+    func,
     true,
 )
 from sqlalchemy.types import TypeDecorator
+
+from ..model import new_id
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -73,7 +76,7 @@ def utcnow() -> datetime:
 
 
 def _new_id() -> uuid.UUID:
-    return uuid.uuid4()
+    return new_id()
 
 
 def _stamps() -> list[Column[Any]]:
@@ -144,6 +147,10 @@ contact.append_column(Column("parentcustomerid", Uuid, ForeignKey("account.accou
 Index("ix_contact_parentcustomerid", contact.c.parentcustomerid)
 lead = _party("lead", "leadid", "fullname")
 lead.append_column(Column("companyname", String(200)))
+# Parties are found by address whatever its case (outgoing.track, for every message the
+# relay takes; repo.find_party): lower(emailaddress1) indexed, not scanned (migration 0006).
+for _t in (account, contact, lead):
+    Index(f"ix_{_t.name}_emailaddress1_lower", func.lower(_t.c.emailaddress1))
 
 email = Table(
     "email",
@@ -160,7 +167,8 @@ email = Table(
     Column("regardingobjecttypecode", String(16)),
     Column("ownerid", Uuid, ForeignKey("systemuser.systemuserid"), nullable=False, index=True),
     Column("messageid", String(998), index=True),
-    Column("emailtrackingid", Uuid, nullable=False, default=_new_id),
+    # X-MailSignal-Id on every tracked copy; reply sync looks emails up by it (0006).
+    Column("emailtrackingid", Uuid, nullable=False, default=_new_id, index=True),
     Column("conversationtrackingid", Uuid, nullable=False, default=_new_id),
     Column("isemailfollowed", Boolean, nullable=False, server_default=false()),
     Column("followemailuserpreference", Boolean, nullable=False, server_default=false()),
