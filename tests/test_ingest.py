@@ -3,7 +3,10 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
 from sqlalchemy import Engine, select, update
 
 from helpers import (
@@ -224,3 +227,32 @@ def test_new_ids_are_time_ordered_uuid7() -> None:
     ids = [new_id() for _ in range(1000)]
     assert all(i.version == 7 for i in ids)
     assert [i.bytes[:6] for i in ids] == sorted(i.bytes[:6] for i in ids)
+
+
+def test_city_database_setting_gives_country_and_city(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    """`geoip_city_db` reaches enrichment: a real MaxMind-format database (written by
+    mmdb-writer, read by maxminddb) names the country and city of a hit."""
+    writer = MMDBWriter(
+        ip_version=6, database_type="GeoLite2-City", languages=["en"], ipv4_compatible=True
+    )
+    record = {"country": {"iso_code": "DE"}, "city": {"names": {"en": "Berlin"}}}
+    writer.insert_network(IPSet(["198.51.100.0/24"]), record)
+    writer.to_db_file(str(tmp_path / "city.mmdb"))
+    settings = settings.model_copy(update={"geoip_city_db": tmp_path / "city.mmdb"})
+    sent = datetime.now(UTC) - timedelta(hours=2)
+    activity, delivery, _links = _setup(engine, settings, sent)
+    t0 = sent.timestamp()
+    _journal(
+        settings,
+        [
+            (t0 + 3600, TokenKind.OPEN, delivery, None, "198.51.100.7", OUTLOOK),
+            (t0 + 3700, TokenKind.OPEN, delivery, None, "203.0.113.9", OUTLOOK),
+        ],
+    )
+    assert Ingestor(engine, settings).drain() == 2
+    with engine.connect() as conn:
+        events = repo.list_events(conn, activity)  # type: ignore[arg-type]
+    assert [e["interactionlocation"] for e in events] == ["Berlin, DE", None]
+    assert events[0]["facts"]["net"]["country"] == "DE"

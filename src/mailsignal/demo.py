@@ -16,8 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, func, select
 
 from . import outgoing
-from .enrich import Pipeline
-from .ingest import store_hits
+from .ingest import default_pipeline, store_hits
 from .model import RawHit, TokenKind
 from .settings import Settings
 from .store import repo
@@ -125,7 +124,7 @@ def has_data(engine: Engine) -> bool:
 def load(engine: Engine, settings: Settings, signer: Signer, now: datetime | None = None) -> int:
     """Create the demo team, emails and hits; returns the number of emails."""
     now = now or datetime.now(UTC)
-    pipeline = Pipeline.default(settings.data_dir)
+    pipeline = default_pipeline(settings)
     with engine.begin() as conn:
         if repo.user_by_address(conn, "alice@northwind.test") is None:
             repo.add_user(

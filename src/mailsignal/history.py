@@ -27,7 +27,7 @@ from sqlalchemy import Engine, select
 from . import outgoing
 from .enrich import Pipeline
 from .errors import InputError, MailSignalError, TokenError
-from .ingest import Backfill
+from .ingest import Backfill, default_pipeline
 from .model import RawHit, TokenKind
 from .settings import Settings
 from .store.schema import email, interactionforemail
@@ -285,7 +285,7 @@ def import_hits(
     """Import hits from JSONL or combined access logs (`fmt`: auto, jsonl, combined)."""
     if fmt not in ("auto", "jsonl", "combined"):
         raise InputError(f"unknown format {fmt!r}: use jsonl, combined or auto")
-    pipeline = pipeline or Pipeline.default(settings.data_dir)
+    pipeline = pipeline or default_pipeline(settings)
     summary = Summary()
     batch: list[RawHit] = []
     backfill = Backfill(engine, pipeline, settings)

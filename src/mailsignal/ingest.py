@@ -58,6 +58,16 @@ class IngestResult:
     orphans: int  # hits whose delivery no longer exists (erased) or never did
 
 
+def default_pipeline(settings: Settings) -> Pipeline:
+    """The enrichment the settings describe: network list overrides under `data_dir`,
+    the optional city database (`geoip_city_db`) and `current_chrome_major`."""
+    return Pipeline.default(
+        settings.data_dir,
+        mmdb_path=settings.geoip_city_db,
+        current_chrome_major=settings.current_chrome_major,
+    )
+
+
 def _by_id(conn: Connection, key: Any, ids: set[int], *columns: Any) -> dict[int, Any]:
     """Rows of `key`'s table for these ids, keyed by id (no query when there are none)."""
     if not ids:
@@ -505,7 +515,7 @@ class Ingestor:
     def __init__(self, engine: Engine, settings: Settings, pipeline: Pipeline | None = None):
         self.engine = engine
         self.settings = settings
-        self.pipeline = pipeline or Pipeline.default(settings.data_dir)
+        self.pipeline = pipeline or default_pipeline(settings)
         self.reader = JournalReader(settings.journal_file)
 
     def _cursor(self, conn: Connection) -> int:

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         ge=1,
         description="An email whose raw open count exceeds this is flagged as scanner noise.",
     )
+    current_chrome_major: int = Field(
+        default=142,
+        ge=1,
+        description="The current stable Chrome major version. A Chrome user agent 8 or more "
+        "majors older is a sign of a sandbox detonating links (rule "
+        "useragent.outdated_chrome); keep this current, Chrome ships a major every 4 weeks.",
+    )
     disabled_rules: list[str] = Field(
         default_factory=list,
         description="Classifier rule ids to switch off (see docs/rules.md).",
