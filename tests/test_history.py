@@ -135,7 +135,6 @@ def test_import_hits_jsonl(engine: Engine, settings: Settings) -> None:
     assert {e["ipaddress"] for e in events} >= {"2001:db8::7"}
 
 
-
 def test_interrupted_import_is_repaired_by_importing_again(
     engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

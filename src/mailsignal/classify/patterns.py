@@ -10,9 +10,10 @@ from datetime import timedelta
 
 from ..model import EventKind, Verdict
 from .base import Context, Event, Timeline
-from .signals import CLICK_SCANNER_NETS, GATEWAYS, category
+from .signals import SCANNER_NETS
 
 SEVEN_DAYS = timedelta(days=7)
+TEN_MINUTES = timedelta(minutes=10)
 
 
 def near_honeypot(ev: Event, _i: int, t: Timeline, _c: Context) -> str | None:
@@ -24,20 +25,36 @@ def near_honeypot(ev: Event, _i: int, t: Timeline, _c: Context) -> str | None:
     return None
 
 
-def link_burst(ev: Event, _i: int, t: Timeline, ctx: Context) -> str | None:
-    window = [o for o in t.window(ev.at, 3) if o.kind is EventKind.CLICK and not o.honeypot]
-    links = {o.link_id for o in window}
+def _sweep(i: int, t: Timeline, ctx: Context) -> int:
+    """How many links were clicked within 3 s of event i when that is a sweep (three or
+    more, or every link of a mail with two or more), else 0."""
+    if t.clicks < 2:  # a sweep takes two clicks at least
+        return 0
+    window = t.around(i, 3)
+    if len(window) < 2:
+        return 0
+    links = {o.link_id for o in window if o.kind is EventKind.CLICK and not o.honeypot}
     if len(links) >= 3 or (ctx.link_count >= 2 and len(links) >= ctx.link_count):
+        return len(links)
+    return 0
+
+
+def link_burst(_ev: Event, i: int, t: Timeline, ctx: Context) -> str | None:
+    if links := _sweep(i, t, ctx):
         return (
-            f"{len(links)} different links clicked within 3 s: scanners follow every link "
+            f"{links} different links clicked within 3 s: scanners follow every link "
             "at once; people click one."
         )
     return None
 
 
-def many_addresses(ev: Event, _i: int, t: Timeline, _c: Context) -> str | None:
-    window = [o for o in t.window(ev.at, 30) if o.kind is not EventKind.REPLY]
-    addresses = {o.ip for o in window}
+def many_addresses(_ev: Event, i: int, t: Timeline, _c: Context) -> str | None:
+    if t.addresses < 3:
+        return None
+    window = t.around(i, 30)
+    if len(window) < 3:
+        return None
+    addresses = {o.ip for o in window if o.kind is not EventKind.REPLY}
     if len(addresses) >= 3:
         return (
             f"{len(addresses)} different addresses fetched this recipient's mail within "
@@ -46,18 +63,16 @@ def many_addresses(ev: Event, _i: int, t: Timeline, _c: Context) -> str | None:
     return None
 
 
-def open_in_link_sweep(ev: Event, _i: int, t: Timeline, ctx: Context) -> str | None:
-    clicks = [o for o in t.window(ev.at, 3) if o.kind is EventKind.CLICK and not o.honeypot]
-    links = {o.link_id for o in clicks}
-    if len(links) >= 3 or (ctx.link_count >= 2 and len(links) >= ctx.link_count):
+def open_in_link_sweep(_ev: Event, i: int, t: Timeline, ctx: Context) -> str | None:
+    if links := _sweep(i, t, ctx):
         return (
-            f"Fetched within 3 s of a sweep over {len(links)} links: the scanner that "
+            f"Fetched within 3 s of a sweep over {links} links: the scanner that "
             "followed every link loaded the pixel too."
         )
     return None
 
 
-def click_confirms_open(ev: Event, i: int, t: Timeline, _c: Context) -> str | None:
+def click_confirms_open(_ev: Event, i: int, t: Timeline, _c: Context) -> str | None:
     if t.first_pass[i] is Verdict.MACHINE:  # a prefetch or scan is not the person's open
         return None
     if t.last_human_click > i:
@@ -76,7 +91,7 @@ def after_scanner_check(ev: Event, i: int, t: Timeline, _c: Context) -> str | No
         if (
             other.link_id == ev.link_id
             and other.ip != ev.ip
-            and other.labels() & (GATEWAYS | CLICK_SCANNER_NETS)
+            and not other.features.labels.isdisjoint(SCANNER_NETS)
         ):
             return (
                 "A gateway checked this link seconds before; this request from the "
@@ -87,12 +102,12 @@ def after_scanner_check(ev: Event, i: int, t: Timeline, _c: Context) -> str | No
 
 def proxy_refetch(ev: Event, i: int, t: Timeline, _c: Context) -> str | None:
     # Not webmail image proxies: Gmail's proxy fetching again is the person opening again.
-    proxied = category(ev) == "prefetcher" or ev.fact("ua", "bare_mozilla")
-    if not proxied:
+    f = ev.features
+    if not (f.category == "prefetcher" or f.bare_mozilla):
         return None
     for j in range(i - 1, -1, -1):
         other = t.events[j]
-        if (ev.at - other.at) > timedelta(minutes=10):
+        if (ev.at - other.at) > TEN_MINUTES:
             return None
         if other.kind is EventKind.OPEN and other.user_agent == ev.user_agent:
             return (
@@ -107,13 +122,12 @@ def new_device(ev: Event, i: int, t: Timeline, _c: Context) -> str | None:
     if first < 0 or first >= i or t.first_pass[i] is not Verdict.HUMAN:
         return None
     origin = t.events[first]
-    if category(ev) == "image-proxy" or category(origin) == "image-proxy":
+    if ev.features.category == "image-proxy" or origin.features.category == "image-proxy":
         return None  # the proxy hides the device; no basis to compare
-    same_net = ev.ip.rsplit(".", 1)[0] == origin.ip.rsplit(".", 1)[0]
+    if ev.ip.rsplit(".", 1)[0] == origin.ip.rsplit(".", 1)[0]:  # same network
+        return None
     os_now, os_then = ev.fact("ua", "os"), origin.fact("ua", "os")
     country_now, country_then = ev.fact("net", "country"), origin.fact("net", "country")
-    if same_net:
-        return None
     if country_now and country_then and country_now != country_then:
         return (
             f"Read in {country_now} after the recipient read it in {country_then}: "
@@ -127,7 +141,7 @@ def new_device(ev: Event, i: int, t: Timeline, _c: Context) -> str | None:
     return None
 
 
-def no_click_week(ev: Event, i: int, t: Timeline, ctx: Context) -> str | None:
+def no_click_week(_ev: Event, i: int, t: Timeline, ctx: Context) -> str | None:
     if ctx.now is None or ctx.sent_at is None or ctx.now - ctx.sent_at < SEVEN_DAYS:
         return None
     if t.last_human_click >= 0 or t.first_pass[i] is Verdict.MACHINE:

@@ -4,6 +4,8 @@ Ids are stable: settings (`disabled_rules`), stored reasons, docs/rules.md and t
 use them. Weights are log-odds (base.py): negative argues machine, positive person.
 Sources: NS = noise-signals.md, FIELD = field.md (research notes), and the named threads.
 Weights were checked against bench/accuracy.py's labelled set (docs/rules.md).
+`reads` (base.Rule) says what a check is given: by default the event's `Features` only;
+"event" for pass-one rules that read the time since sending; "timeline" for pass two.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ RULES: tuple[Rule, ...] = (
     Rule("network.cloud_click_at_delivery", M, -2.5,
          "Click from a cloud network within 10 minutes of sending.",
          "NS (cloud data centres on a click); FIELD (bursts start ~43 s after send)",
-         s.cloud_click_at_delivery, CLICKS),
+         s.cloud_click_at_delivery, CLICKS, reads="event"),
     Rule("network.cloud_click", M, -1.0, "Click from a cloud or scanner-prone network.",
          "NS (Microsoft on a click; cloud data centres); warmbly PR #412", s.cloud_click,
          CLICKS),
@@ -58,35 +60,37 @@ RULES: tuple[Rule, ...] = (
          s.head_request, FETCHES),
     Rule("useragent.outdated_chrome", M, -1.5,
          "Old Chrome on a gateway or cloud network, or at delivery (detonation sandbox).",
-         "NS (Safe Links row); opencollective #3656", s.outdated_chrome, FETCHES),
+         "NS (Safe Links row); opencollective #3656", s.outdated_chrome, FETCHES,
+         reads="event"),
     Rule("timing.within_seconds_of_send", M, -3.0, "First seconds after sending.",
-         "NS timing row; mautic #16263; Collie PR #50", s.soon_after_send, FETCHES),
+         "NS timing row; mautic #16263; Collie PR #50", s.soon_after_send, FETCHES,
+         reads="event"),
     Rule("timing.before_send", U, 0.0, "Hit time before the send time (clock skew).",
-         "MailSignal", s.before_send, FETCHES),
+         "MailSignal", s.before_send, FETCHES, reads="event"),
     Rule("useragent.person_client", H, 0.5, "Mail client or current browser user agent.",
          "NS (Outlook, Apple Mail, Thunderbird)", s.person_client, FETCHES),
     # Pass two: the recipient's timeline.
     Rule("honeypot.nearby", M, -5.0, "Within 10 s of a honeypot hit from the same address.",
-         "mautic #9798", p.near_honeypot, CLICKS, timeline=True),
+         "mautic #9798", p.near_honeypot, CLICKS, reads="timeline"),
     Rule("burst.all_links", M, -4.0, "Several or all links clicked within 3 seconds.",
          "FIELD (bursts); craft-campaign #546; Paminga", p.link_burst,
-         frozenset({EventKind.CLICK}), timeline=True),
+         frozenset({EventKind.CLICK}), reads="timeline"),
     Rule("burst.open_in_link_sweep", M, -4.0, "An open within 3 s of a sweep over the links.",
-         "FIELD (bursts); craft-campaign #546", p.open_in_link_sweep, OPEN, timeline=True),
+         "FIELD (bursts); craft-campaign #546", p.open_in_link_sweep, OPEN, reads="timeline"),
     Rule("burst.many_addresses", M, -2.5, "Three or more addresses within 30 seconds.",
-         "FIELD (bursts: >= 3 IPs in 30 s)", p.many_addresses, FETCHES, timeline=True),
+         "FIELD (bursts: >= 3 IPs in 30 s)", p.many_addresses, FETCHES, reads="timeline"),
     Rule("repeat.proxy_refetch", M, -2.5, "A prefetcher fetched the pixel again in 10 minutes.",
          "NS (repeated opens from one proxy); wordtothewise 2013", p.proxy_refetch, OPEN,
-         timeline=True),
+         reads="timeline"),
     Rule("corroboration.later_click", H, 2.0, "A later human click confirms an open.",
-         "FIELD (corroboration)", p.click_confirms_open, OPEN, timeline=True),
+         "FIELD (corroboration)", p.click_confirms_open, OPEN, reads="timeline"),
     Rule("corroboration.after_scanner_check", H, 1.5, "The person's click after a gateway check.",
-         "NS (time-of-click); resend #901", p.after_scanner_check, CLICKS, timeline=True),
+         "NS (time-of-click); resend #901", p.after_scanner_check, CLICKS, reads="timeline"),
     Rule("forward.new_device", F, 0.5, "A person elsewhere, after the recipient read it.",
-         "NS (geography jump, weak)", p.new_device, FETCHES, timeline=True),
+         "NS (geography jump, weak)", p.new_device, FETCHES, reads="timeline"),
     Rule("timing.no_click_after_7_days", U, -0.3, "Open with no click after seven days.",
          "FIELD (reliable signals are clicks and replies)", p.no_click_week, OPEN,
-         timeline=True),
+         reads="timeline"),
 )
 # fmt: on
 RULE_IDS = frozenset(r.id for r in RULES)

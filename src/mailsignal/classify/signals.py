@@ -1,7 +1,11 @@
 """Rules that read one event's own facts: its user agent, network, method and timing.
 
 Each check returns the sentence a rep reads in the reasons, or None when it does not
-fire. Facts come from the enrichers (`ua`, `net` namespaces; see enrich/).
+fire. Facts come from the enrichers (`ua`, `net` namespaces; see enrich/). Most checks
+are given only the event's `Features` (`reads="facts"` in the table, the default), so
+their answer depends on nothing else and is reused for every event with the same
+features; the ones that read the time since sending take the event and the context
+(`reads="event"`).
 """
 
 from __future__ import annotations
@@ -9,48 +13,45 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ..model import EventKind
-from .base import Context, Event, Timeline
+from .base import Context, Event, Features, Timeline
 
 # Networks whose fetches happen on delivery, whoever reads the mail.
 GATEWAYS = frozenset({"microsoft-eop", "security-gateway"})
 # Networks where a click is more often a scanner than a person (warmbly scopes these to
 # clicks; a person's open from them is usually a webmail proxy, so opens are exempt).
 CLICK_SCANNER_NETS = frozenset({"scanner-clicks-only", "datacenter"})
+SCANNER_NETS = GATEWAYS | CLICK_SCANNER_NETS
+TWO_MINUTES = timedelta(minutes=2)
 
 
-def category(ev: Event) -> str:
-    return str(ev.fact("ua", "category", "unknown"))
+# --- reads="facts": the event's Features only ------------------------------------------
 
 
-def family(ev: Event) -> str:
-    return str(ev.fact("ua", "family") or ev.user_agent[:60] or "(none)")
-
-
-def automation(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if ev.fact("ua", "empty"):
+def automation(f: Features) -> str | None:
+    if f.empty:
         return "Sent with no user agent at all: scripts do that, mail clients never do."
-    if category(ev) == "automation":
-        return f"User agent {family(ev)} is an HTTP library or headless browser, not a mail client."
+    if f.category == "automation":
+        return f"User agent {f.agent} is an HTTP library or headless browser, not a mail client."
     return None
 
 
-def scanner_agent(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if category(ev) == "security-scanner":
-        return f"User agent {family(ev)} is a security scanner checking the link."
+def scanner_agent(f: Features) -> str | None:
+    if f.category == "security-scanner":
+        return f"User agent {f.agent} is a security scanner checking the link."
     return None
 
 
-def preview_agent(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if category(ev) in ("preview-bot", "crawler"):
+def preview_agent(f: Features) -> str | None:
+    if f.category in ("preview-bot", "crawler"):
         return (
-            f"User agent {family(ev)} fetches link previews or crawls; the link was "
+            f"User agent {f.agent} fetches link previews or crawls; the link was "
             "probably pasted into a chat or forwarded."
         )
     return None
 
 
-def apple_mpp(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if ev.fact("ua", "bare_mozilla") and "apple-private-relay" in ev.labels():
+def apple_mpp(f: Features) -> str | None:
+    if f.bare_mozilla and "apple-private-relay" in f.labels:
         return (
             "Apple Mail Privacy Protection: user agent exactly 'Mozilla/5.0' from an "
             "iCloud Private Relay egress address fetches the pixel on delivery, whether "
@@ -59,12 +60,8 @@ def apple_mpp(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
     return None
 
 
-def apple_mpp_webkit(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if (
-        ev.fact("ua", "family") == "Apple Mail"
-        and "apple-private-relay" in ev.labels()
-        and not ev.fact("ua", "bare_mozilla")
-    ):
+def apple_mpp_webkit(f: Features) -> str | None:
+    if f.family == "Apple Mail" and "apple-private-relay" in f.labels and not f.bare_mozilla:
         return (
             "Apple Mail's stripped WebKit user agent from an iCloud Private Relay egress "
             "address: the form Apple's privacy fetches also take, so most likely MPP "
@@ -73,8 +70,8 @@ def apple_mpp_webkit(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | Non
     return None
 
 
-def bare_mozilla(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if ev.fact("ua", "bare_mozilla") and "apple-private-relay" not in ev.labels():
+def bare_mozilla(f: Features) -> str | None:
+    if f.bare_mozilla and "apple-private-relay" not in f.labels:
         return (
             "User agent is exactly 'Mozilla/5.0', as proxies send; the address is not "
             "Apple's, so this is weaker than the Apple MPP rule."
@@ -82,45 +79,32 @@ def bare_mozilla(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
     return None
 
 
-def prefetch_agent(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if category(ev) == "prefetcher" and not ev.fact("ua", "bare_mozilla"):
+def prefetch_agent(f: Features) -> str | None:
+    if f.category == "prefetcher" and not f.bare_mozilla:
         return (
-            f"User agent {family(ev)} prefetches: images or links fetched before anyone "
+            f"User agent {f.agent} prefetches: images or links fetched before anyone "
             "reads (Gmail prefetch, Office link probe)."
         )
     return None
 
 
-def image_proxy(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if category(ev) == "image-proxy":
+def image_proxy(f: Features) -> str | None:
+    if f.category == "image-proxy":
         return (
-            f"{family(ev)} is a webmail image proxy: it fetches the pixel when a person "
+            f"{f.agent} is a webmail image proxy: it fetches the pixel when a person "
             "opens the mail (it hides their device and place)."
         )
     return None
 
 
-def person_client(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if category(ev) in ("mail-client", "browser") and not ev.fact("ua", "outdated_chrome"):
-        return f"User agent {family(ev)} is a mail client or browser a person uses."
+def person_client(f: Features) -> str | None:
+    if f.category in ("mail-client", "browser") and not f.outdated_chrome:
+        return f"User agent {f.agent} is a mail client or browser a person uses."
     return None
 
 
-def outdated_chrome(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | None:
-    # Alone it is a weak hint (pinned corporate browsers exist); it counts only where
-    # detonation sandboxes run: on a gateway or cloud network, or at delivery time.
-    at_delivery = ctx.sent_at is not None and (ev.at - ctx.sent_at).total_seconds() < 600
-    where = ev.labels() & (GATEWAYS | CLICK_SCANNER_NETS)
-    if ev.fact("ua", "outdated_chrome") and (at_delivery or where):
-        return (
-            f"Chrome {ev.fact('ua', 'major')} is many versions old, as sandboxed link "
-            "detonation (Safe Links) reports; people's browsers update themselves."
-        )
-    return None
-
-
-def private_relay_click(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if ev.kind is not EventKind.OPEN and "apple-private-relay" in ev.labels():
+def private_relay_click(f: Features) -> str | None:
+    if f.kind is not EventKind.OPEN and "apple-private-relay" in f.labels:
         return (
             "A click through iCloud Private Relay: a person browsing with iCloud+, not "
             "Mail Privacy Protection (which only fetches images)."
@@ -128,9 +112,9 @@ def private_relay_click(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | 
     return None
 
 
-def security_gateway(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if ev.labels() & GATEWAYS:
-        owner = ev.fact("net", "owner") or "a mail security gateway"
+def security_gateway(f: Features) -> str | None:
+    if not f.labels.isdisjoint(GATEWAYS):
+        owner = f.owner or "a mail security gateway"
         return (
             f"Address belongs to {owner}, whose filters fetch images and follow links at "
             "delivery time."
@@ -138,28 +122,16 @@ def security_gateway(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | Non
     return None
 
 
-def _cloud_click(ev: Event) -> bool:
-    labels = ev.labels()
-    if ev.kind is EventKind.OPEN or labels & GATEWAYS or "apple-private-relay" in labels:
+def _cloud_click(f: Features) -> bool:
+    labels = f.labels
+    if f.kind is EventKind.OPEN or not labels.isdisjoint(GATEWAYS):
         return False
-    return bool(labels & CLICK_SCANNER_NETS)
+    return "apple-private-relay" not in labels and not labels.isdisjoint(CLICK_SCANNER_NETS)
 
 
-def cloud_click_at_delivery(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | None:
-    if ctx.sent_at is None or not _cloud_click(ev):
-        return None
-    minutes = (ev.at - ctx.sent_at).total_seconds() / 60
-    if 0 <= minutes < 10:
-        return (
-            f"Clicked from a cloud network {minutes:.0f} min after sending: link "
-            "scanners run from there at delivery time."
-        )
-    return None
-
-
-def cloud_click(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if _cloud_click(ev):
-        owner = ev.fact("net", "owner") or "a cloud provider"
+def cloud_click(f: Features) -> str | None:
+    if _cloud_click(f):
+        owner = f.owner or "a cloud provider"
         return (
             f"Click from {owner}'s network: link scanners (Safe Links, sandboxes) run "
             "there, while a person's click comes from their own connection."
@@ -167,11 +139,47 @@ def cloud_click(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
     return None
 
 
-def head_request(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if ev.method == "HEAD":
+def head_request(f: Features) -> str | None:
+    if f.method == "HEAD":
         return (
             "HEAD request: something checked the URL without loading it; browsers and "
             "mail clients send GET."
+        )
+    return None
+
+
+def honeypot_hit(f: Features) -> str | None:
+    if f.honeypot:
+        return "Followed the invisible honeypot link, which no person can see."
+    return None
+
+
+# --- reads="event": the time since sending ---------------------------------------------
+
+
+def outdated_chrome(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | None:
+    # Alone it is a weak hint (pinned corporate browsers exist); it counts only where
+    # detonation sandboxes run: on a gateway or cloud network, or at delivery time.
+    f = ev.features
+    if not f.outdated_chrome:
+        return None
+    at_delivery = ctx.sent_at is not None and (ev.at - ctx.sent_at).total_seconds() < 600
+    if at_delivery or not f.labels.isdisjoint(SCANNER_NETS):
+        return (
+            f"Chrome {ev.fact('ua', 'major')} is many versions old, as sandboxed link "
+            "detonation (Safe Links) reports; people's browsers update themselves."
+        )
+    return None
+
+
+def cloud_click_at_delivery(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | None:
+    if ctx.sent_at is None or not _cloud_click(ev.features):
+        return None
+    minutes = (ev.at - ctx.sent_at).total_seconds() / 60
+    if 0 <= minutes < 10:
+        return (
+            f"Clicked from a cloud network {minutes:.0f} min after sending: link "
+            "scanners run from there at delivery time."
         )
     return None
 
@@ -189,15 +197,9 @@ def soon_after_send(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | Non
 
 
 def before_send(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | None:
-    if ctx.sent_at is not None and ev.at < ctx.sent_at - timedelta(minutes=2):
+    if ctx.sent_at is not None and ev.at < ctx.sent_at - TWO_MINUTES:
         return (
             "Recorded before the email's send time: a clock is skewed or the send time "
             "given was wrong; timing rules cannot be trusted for this event."
         )
-    return None
-
-
-def honeypot_hit(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
-    if ev.honeypot:
-        return "Followed the invisible honeypot link, which no person can see."
     return None
