@@ -55,6 +55,8 @@ def reference(events: Sequence[Event], ctx: Context, rules: Sequence[Rule]) -> l
     def run(rule: Rule, ev: Event, i: int, t: Timeline) -> str | None:
         if rule.reads == "facts":
             return cast(FactCheck, rule.check)(_features(ev))
+        if rule.when is not None and not rule.when(_features(ev)):
+            return None
         return cast(Check, rule.check)(ev, i, t, ctx)
 
     def evidence(passes: list[Rule], ev: Event, i: int, t: Timeline) -> tuple[list[Any], ...]:
@@ -204,9 +206,38 @@ def test_events_with_the_same_reasons_share_one_classification() -> None:
     assert first == reference(events, CONTEXTS[0], RULES)[0]
 
 
+def test_when_is_part_of_the_rule_and_spares_the_check() -> None:
+    called: list[str] = []
+
+    def slow(ev: Event, _i: int, _t: Timeline, _c: Context) -> str | None:
+        called.append(ev.key)
+        return "fired"
+
+    rule = Rule(
+        "x.when", Verdict.MACHINE, -1.0, "d", "s", slow, reads="event", when=lambda f: f.empty
+    )
+    events = _hits(3, 12)
+    results = classify_timeline(events, CONTEXTS[0], (rule,))
+    empty = [e.key for e in events if e.features.empty]
+    assert called == empty and 0 < len(empty) < len(events)
+    assert results == reference(events, CONTEXTS[0], (rule,))
+    assert [r.fired != () for r in results] == [e.key in empty for e in events]
+    # The table's own checks also test what their `when` says, so `when` changes nothing.
+    for guarded in (r for r in RULES if r.when is not None):
+        bare = dataclasses.replace(guarded, when=None)
+        table = tuple(bare if r is guarded else r for r in RULES)
+        for seed in SEEDS[:20]:
+            timeline = _hits(seed, 1 + seed % 12)
+            assert classify_timeline(timeline, CONTEXTS[0], table) == classify_timeline(
+                timeline, CONTEXTS[0], RULES
+            )
+
+
 def test_a_rule_must_say_what_it_reads() -> None:
     with pytest.raises(ValueError, match="reads='timelines'"):
         Rule("x.y", Verdict.MACHINE, -1.0, "d", "s", lambda f: None, reads="timelines")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`when`"):
+        Rule("x.y", Verdict.MACHINE, -1.0, "d", "s", lambda f: None, when=lambda f: True)
 
 
 def test_event_is_still_a_frozen_dataclass_with_the_same_constructor() -> None:

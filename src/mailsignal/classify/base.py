@@ -255,6 +255,8 @@ FactCheck = Callable[[Features], str | None]
 """A `reads="facts"` rule's test: the sentence explaining why it fired, or None."""
 Check = Callable[[Event, int, "Timeline", "Context"], str | None]
 """An `"event"` or `"timeline"` rule's test: the sentence explaining why it fired, or None."""
+When = Callable[[Features], bool]
+"""A `Rule.when`: whether an event with these features could make the rule fire."""
 Reads = Literal["facts", "event", "timeline"]
 
 
@@ -267,6 +269,10 @@ class Rule:
     one; its answer is reused for every event with the same features); "event", the
     event, its index, the timeline and the context (pass one: for rules that read the
     time); "timeline", the same in pass two, with the pass-one verdicts.
+
+    `when`, for an "event" or "timeline" rule, is part of the rule: it fires only for
+    events whose `Features` pass `when` (an old Chrome, a cloud network), and its check is
+    not even called for the others, which saves a call per event where most fail it.
     """
 
     id: str
@@ -277,10 +283,13 @@ class Rule:
     check: FactCheck | Check
     kinds: frozenset[EventKind] = frozenset(EventKind)
     reads: Reads = "facts"
+    when: When | None = None
 
     def __post_init__(self) -> None:
         if self.reads not in ("facts", "event", "timeline"):
             raise ValueError(f"rule {self.id}: reads={self.reads!r}")
+        if self.when is not None and self.reads == "facts":
+            raise ValueError(f"rule {self.id}: `when` is for event and timeline rules")
 
     @property
     def timeline(self) -> bool:
@@ -310,7 +319,8 @@ def combine(kind: EventKind, fired: Sequence[Evidence]) -> tuple[Verdict, float]
 #   _Known + "event" sentences -> _PassOne: pass-one evidence and verdict;
 #   _PassOne + "timeline" sentences -> the Classification itself.
 #
-# Per event, then, only the "event" and "timeline" checks run (9 or 10 of 27 rules).
+# Per event, then, only the "event" and "timeline" checks run (9 or 10 of 27 rules, fewer
+# where a rule's `when` rules it out for the event's features).
 # The caches belong to the table compiled for one (rules, disabled) pair (`_Plan`), are
 # bounded, and hold only immutable values: Classification and Evidence are frozen, so
 # events with the same reasons share one object.
@@ -328,33 +338,55 @@ def _said(metas: Sequence[_Meta], said: _Said, fired: list[Evidence], not_fired:
             fired.append(Evidence(rule_id, verdict, weight, sentence))
 
 
+class _Step(NamedTuple):
+    """An "event" or "timeline" rule as the plan runs it."""
+
+    meta: _Meta
+    check: Check
+    when: When | None  # Rule.when: unless it holds, the check cannot fire
+
+
 class _KindPlan(NamedTuple):
     """The enabled rules for one event kind, in table order (the order of reasons)."""
 
     runs: tuple[tuple[tuple[_Meta, FactCheck], ...], ...]  # facts rules around `timed`
-    timed: tuple[Check, ...]  # pass one, "event" rules
-    timed_meta: tuple[_Meta, ...]
-    linked: tuple[Check, ...]  # pass two, "timeline" rules
-    linked_meta: tuple[_Meta, ...]
+    timed: tuple[_Step, ...]  # pass one, "event" rules
+    linked: tuple[_Step, ...]  # pass two, "timeline" rules
+
+
+def _applicable(steps: Sequence[_Step], features: Features) -> tuple[int, ...]:
+    """Which of `steps` can fire for these features (the others are silent: not fired)."""
+    return tuple(i for i, step in enumerate(steps) if step.when is None or step.when(features))
+
+
+def _in_full(steps: Sequence[_Step], on: Sequence[int], said: _Said) -> _Said:
+    """The sentences of every step, from those of the applicable ones."""
+    full: list[str | None] = [None] * len(steps)
+    for i, sentence in zip(on, said, strict=True):
+        full[i] = sentence
+    return tuple(full)
 
 
 class _Known:
     """What the plan knows about one distinct Features value."""
 
-    __slots__ = ("after", "kind", "plan", "rules", "runs", "timed")
+    __slots__ = ("after", "kind", "linked_on", "plan", "rules", "runs", "timed", "timed_on")
 
     def __init__(self, plan: _Plan, features: Features) -> None:
         self.plan = plan
         self.kind = features.kind
-        self.rules = plan.kinds[features.kind]
-        self.timed = self.rules.timed
+        self.rules = rules = plan.kinds[features.kind]
         runs: list[tuple[tuple[Evidence, ...], tuple[str, ...]]] = []
-        for run in self.rules.runs:
+        for run in rules.runs:
             fired: list[Evidence] = []
             not_fired: list[str] = []
             _said([meta for meta, _c in run], tuple(c(features) for _m, c in run), fired, not_fired)
             runs.append((tuple(fired), tuple(not_fired)))
         self.runs = tuple(runs)
+        # The "event" and "timeline" checks worth calling for these features, in order.
+        self.timed_on = _applicable(rules.timed, features)
+        self.timed = tuple(rules.timed[i].check for i in self.timed_on)
+        self.linked_on = _applicable(rules.linked, features)
         self.after: dict[_Said, _PassOne] = {}
 
     def pass_one(self, timed: _Said) -> _PassOne:
@@ -366,18 +398,19 @@ class _Known:
 
 
 class _PassOne:
-    """Pass one for one _Known and one set of "event" sentences."""
+    """Pass one for one _Known and the sentences of its "event" checks."""
 
     __slots__ = ("after", "fired", "known", "linked", "not_fired", "verdict")
 
     def __init__(self, known: _Known, timed: _Said) -> None:
         self.known = known
-        self.linked = known.rules.linked
+        rules = known.rules
+        self.linked = tuple(rules.linked[i].check for i in known.linked_on)
         fired, not_fired = list(known.runs[0][0]), list(known.runs[0][1])
-        for meta, sentence, (more, more_not) in zip(
-            known.rules.timed_meta, timed, known.runs[1:], strict=True
+        for step, sentence, (more, more_not) in zip(
+            rules.timed, _in_full(rules.timed, known.timed_on, timed), known.runs[1:], strict=True
         ):
-            _said((meta,), (sentence,), fired, not_fired)
+            _said((step.meta,), (sentence,), fired, not_fired)
             fired += more
             not_fired += more_not
         self.fired, self.not_fired = tuple(fired), tuple(not_fired)
@@ -387,11 +420,18 @@ class _PassOne:
     def classification(self, linked: _Said) -> Classification:
         result = self.after.get(linked)
         if result is None:
+            known = self.known
+            steps = known.rules.linked
             fired, not_fired = list(self.fired), list(self.not_fired)
-            _said(self.known.rules.linked_meta, linked, fired, not_fired)
-            verdict, confidence = combine(self.known.kind, fired)
+            _said(
+                [step.meta for step in steps],
+                _in_full(steps, known.linked_on, linked),
+                fired,
+                not_fired,
+            )
+            verdict, confidence = combine(known.kind, fired)
             result = Classification(verdict, confidence, tuple(fired), tuple(not_fired), VERSION)
-            self.known.plan.keep(self.after, linked, result)
+            known.plan.keep(self.after, linked, result)
         return result
 
 
@@ -405,28 +445,24 @@ class _Plan:
         for kind in EventKind:
             runs: list[tuple[tuple[_Meta, FactCheck], ...]] = []
             run: list[tuple[_Meta, FactCheck]] = []
-            timed: list[tuple[_Meta, Check]] = []
-            linked: list[tuple[_Meta, Check]] = []
+            timed: list[_Step] = []
+            linked: list[_Step] = []
             for rule in rules:
                 if rule.id in disabled or kind not in rule.kinds:
                     continue
                 meta = (rule.id, rule.verdict, rule.weight)
                 if rule.reads == "facts":
                     run.append((meta, cast(FactCheck, rule.check)))
-                elif rule.reads == "event":
+                    continue
+                step = _Step(meta, cast(Check, rule.check), rule.when)
+                if rule.reads == "event":
                     runs.append(tuple(run))
                     run = []
-                    timed.append((meta, cast(Check, rule.check)))
+                    timed.append(step)
                 else:
-                    linked.append((meta, cast(Check, rule.check)))
+                    linked.append(step)
             runs.append(tuple(run))
-            self.kinds[kind] = _KindPlan(
-                tuple(runs),
-                tuple(check for _m, check in timed),
-                tuple(meta for meta, _c in timed),
-                tuple(check for _m, check in linked),
-                tuple(meta for meta, _c in linked),
-            )
+            self.kinds[kind] = _KindPlan(tuple(runs), tuple(timed), tuple(linked))
         self.known: dict[Features, _Known] = {}
         self.size = 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ..model import EventKind, Verdict
-from .base import Context, Event, Timeline
+from .base import Context, Event, Features, Timeline
 from .signals import SCANNER_NETS
 
 SEVEN_DAYS = timedelta(days=7)
@@ -100,10 +100,14 @@ def after_scanner_check(ev: Event, i: int, t: Timeline, _c: Context) -> str | No
     return None
 
 
+def proxy(f: Features) -> bool:
+    """A prefetcher or a bare 'Mozilla/5.0': the `when` of repeat.proxy_refetch. Not
+    webmail image proxies: Gmail's proxy fetching again is the person opening again."""
+    return f.category == "prefetcher" or f.bare_mozilla
+
+
 def proxy_refetch(ev: Event, i: int, t: Timeline, _c: Context) -> str | None:
-    # Not webmail image proxies: Gmail's proxy fetching again is the person opening again.
-    f = ev.features
-    if not (f.category == "prefetcher" or f.bare_mozilla):
+    if not proxy(ev.features):
         return None
     for j in range(i - 1, -1, -1):
         other = t.events[j]

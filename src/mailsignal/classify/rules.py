@@ -6,6 +6,7 @@ Sources: NS = noise-signals.md, FIELD = field.md (research notes), and the named
 Weights were checked against bench/accuracy.py's labelled set (docs/rules.md).
 `reads` (base.Rule) says what a check is given: by default the event's `Features` only;
 "event" for pass-one rules that read the time since sending; "timeline" for pass two.
+`when` names what an event's features must show for such a rule to fire at all.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ RULES: tuple[Rule, ...] = (
     Rule("network.cloud_click_at_delivery", M, -2.5,
          "Click from a cloud network within 10 minutes of sending.",
          "NS (cloud data centres on a click); FIELD (bursts start ~43 s after send)",
-         s.cloud_click_at_delivery, CLICKS, reads="event"),
+         s.cloud_click_at_delivery, CLICKS, reads="event", when=s.cloud_network_click),
     Rule("network.cloud_click", M, -1.0, "Click from a cloud or scanner-prone network.",
          "NS (Microsoft on a click; cloud data centres); warmbly PR #412", s.cloud_click,
          CLICKS),
@@ -61,7 +62,7 @@ RULES: tuple[Rule, ...] = (
     Rule("useragent.outdated_chrome", M, -1.5,
          "Old Chrome on a gateway or cloud network, or at delivery (detonation sandbox).",
          "NS (Safe Links row); opencollective #3656", s.outdated_chrome, FETCHES,
-         reads="event"),
+         reads="event", when=s.old_chrome),
     Rule("timing.within_seconds_of_send", M, -3.0, "First seconds after sending.",
          "NS timing row; mautic #16263; Collie PR #50", s.soon_after_send, FETCHES,
          reads="event"),
@@ -81,7 +82,7 @@ RULES: tuple[Rule, ...] = (
          "FIELD (bursts: >= 3 IPs in 30 s)", p.many_addresses, FETCHES, reads="timeline"),
     Rule("repeat.proxy_refetch", M, -2.5, "A prefetcher fetched the pixel again in 10 minutes.",
          "NS (repeated opens from one proxy); wordtothewise 2013", p.proxy_refetch, OPEN,
-         reads="timeline"),
+         reads="timeline", when=p.proxy),
     Rule("corroboration.later_click", H, 2.0, "A later human click confirms an open.",
          "FIELD (corroboration)", p.click_confirms_open, OPEN, reads="timeline"),
     Rule("corroboration.after_scanner_check", H, 1.5, "The person's click after a gateway check.",

@@ -122,7 +122,9 @@ def security_gateway(f: Features) -> str | None:
     return None
 
 
-def _cloud_click(f: Features) -> bool:
+def cloud_network_click(f: Features) -> bool:
+    """A click (not an open) from a cloud or scanner network that is not a gateway's or
+    Apple's: the `when` of the cloud-click rules."""
     labels = f.labels
     if f.kind is EventKind.OPEN or not labels.isdisjoint(GATEWAYS):
         return False
@@ -130,7 +132,7 @@ def _cloud_click(f: Features) -> bool:
 
 
 def cloud_click(f: Features) -> str | None:
-    if _cloud_click(f):
+    if cloud_network_click(f):
         owner = f.owner or "a cloud provider"
         return (
             f"Click from {owner}'s network: link scanners (Safe Links, sandboxes) run "
@@ -157,6 +159,11 @@ def honeypot_hit(f: Features) -> str | None:
 # --- reads="event": the time since sending ---------------------------------------------
 
 
+def old_chrome(f: Features) -> bool:
+    """The `when` of useragent.outdated_chrome."""
+    return f.outdated_chrome
+
+
 def outdated_chrome(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | None:
     # Alone it is a weak hint (pinned corporate browsers exist); it counts only where
     # detonation sandboxes run: on a gateway or cloud network, or at delivery time.
@@ -173,7 +180,7 @@ def outdated_chrome(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | Non
 
 
 def cloud_click_at_delivery(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | None:
-    if ctx.sent_at is None or not _cloud_click(ev.features):
+    if ctx.sent_at is None or not cloud_network_click(ev.features):
         return None
     minutes = (ev.at - ctx.sent_at).total_seconds() / 60
     if 0 <= minutes < 10:

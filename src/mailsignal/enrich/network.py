@@ -11,7 +11,6 @@ The lists are plain CIDR files under `mailsignal/data/net/`, mapped to labels by
 
 from __future__ import annotations
 
-import functools
 import importlib
 import ipaddress
 import logging
@@ -238,45 +237,24 @@ def _geo_facts(record: Any) -> dict[str, str | None]:
     return {"country": country, "city": city}
 
 
-DEFAULT_CACHE_SIZE = 10_000
-# Longer than any address with a zone id; longer text is not worth a cache slot.
-MAX_CACHED_IP_LENGTH = 64
-
-
 class NetworkEnricher:
     """Enricher for the `net` namespace. Never raises on a bad IP: `valid` says so.
 
-    Results are cached per distinct address (a bounded LRU): proxies, gateways and
-    people's own connections come back again and again. `networks` and `geo` are read at
-    lookup time but the cache assumes they do not change: build a new enricher for new
-    lists (as `Pipeline.default` does).
+    Not cached: with the fast paths a lookup costs about what a cache hit and a copy of
+    the cached facts would, and a cache of 10k addresses, most of them seen once (people's
+    own connections), only gave the garbage collector more to walk (bench/classify_pure.py).
     """
 
     namespace = "net"
 
-    def __init__(
-        self,
-        networks: Networks,
-        geo: GeoReader | None = None,
-        *,
-        cache_size: int = DEFAULT_CACHE_SIZE,
-    ) -> None:
+    def __init__(self, networks: Networks, geo: GeoReader | None = None) -> None:
         self.networks = networks
         self.geo = geo
-        self._cached = functools.lru_cache(maxsize=cache_size)(self._describe)
 
     def enrich(self, hit: RawHit) -> dict[str, Any]:
         return self.describe(hit.ip)
 
     def describe(self, ip: str) -> dict[str, Any]:
-        facts = self._cached(ip) if len(ip) <= MAX_CACHED_IP_LENGTH else self._describe(ip)
-        # A copy (labels included), so a caller that edits its facts cannot poison the cache.
-        return {**facts, "labels": list(facts["labels"])}
-
-    def cache_info(self) -> functools._CacheInfo:
-        return self._cached.cache_info()
-
-    def _describe(self, ip: str) -> dict[str, Any]:
         text = ip.strip()
         if DOTTED_QUAD.fullmatch(text):
             version = 4
