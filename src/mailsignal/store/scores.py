@@ -238,6 +238,22 @@ def accumulate(
                     last[s] = at
 
 
+def rollup_update(table: Table, key: str, now: datetime) -> Any:
+    """UPDATE of one party row's score and roll-ups, from b_key, b_score, b_followed,
+    b_last and b_<counted> parameters (shared by ingest's and the bulk recompute)."""
+    return (
+        update(table)
+        .where(table.c[key] == bindparam("b_key"))
+        .values(
+            engagementscore=bindparam("b_score"),
+            engagementscoreupdatedon=now,
+            emailsfollowedcount=bindparam("b_followed"),
+            lasthumanengagementon=bindparam("b_last"),
+            **{name: bindparam(f"b_{name}") for name in COUNTED},
+        )
+    )
+
+
 _CHUNK = 5000  # ids per IN list: far below SQLite's and PostgreSQL's bind limits
 
 
@@ -316,19 +332,7 @@ def rescore_parties(conn: Connection, found: set[Party], weights: Weights, now: 
             if pkind == kind
         ]
         if rows_out:
-            executemany(
-                conn,
-                update(table)
-                .where(table.c[key] == bindparam("b_key"))
-                .values(
-                    engagementscore=bindparam("b_score"),
-                    engagementscoreupdatedon=now,
-                    emailsfollowedcount=bindparam("b_followed"),
-                    lasthumanengagementon=bindparam("b_last"),
-                    **{name: bindparam(f"b_{name}") for name in COUNTED},
-                ),
-                rows_out,
-            )
+            executemany(conn, rollup_update(table, key, now), rows_out)
     return len(found)
 
 

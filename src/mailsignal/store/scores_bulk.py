@@ -28,12 +28,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, select, update
+from sqlalchemy import Connection, Engine, and_, select
 
 from ..scoring import Weights
 from ..settings import Settings
 from .schema import contact, emaildelivery, interactionforemail
-from .scores import COUNTED, TABLES, Parties, accumulate, relevant_events, weights_of
+from .scores import (
+    COUNTED,
+    TABLES,
+    Parties,
+    accumulate,
+    relevant_events,
+    rollup_update,
+    weights_of,
+)
 
 
 def _deliveries(conn: Connection, parties: Parties) -> dict[int, tuple[int, ...]]:
@@ -102,17 +110,7 @@ def _write(
 ) -> int:
     done = 0
     for kind, (table, key) in TABLES.items():
-        stmt = (
-            update(table)
-            .where(table.c[key] == bindparam("b_key"))
-            .values(
-                engagementscore=bindparam("b_score"),
-                engagementscoreupdatedon=now,
-                emailsfollowedcount=bindparam("b_followed"),
-                lasthumanengagementon=bindparam("b_last"),
-                **{name: bindparam(f"b_{name}") for name in COUNTED},
-            )
-        )
+        stmt = rollup_update(table, key, now)
         ids = conn.execute(select(table.c[key])).scalars().all()
         rows: list[dict[str, Any]] = []
         for party in ids:
