@@ -1,6 +1,12 @@
 """Precision and recall of "a person engaged" on the labelled set, against three baselines.
 
     .venv/bin/python bench/accuracy.py [--emails 5000] [--seed 20261127] [--examples 5]
+                                       [--dump verdicts.jsonl]
+
+`--dump` writes every event's facts and classification (verdict, confidence, fired rules
+with their sentences, rules not fired, classifier version), one JSON line per event in a
+fixed order: two runs that classify alike give byte-identical files (`cmp`), which is how
+a change to the classifier or the enrichers that must not change a verdict is checked.
 
 Runs the real pipeline in memory, recipient timeline by recipient timeline, as ingest
 does: `Pipeline.default().enrich` -> `Event` -> `classify_timeline(events, Context, RULES)`
@@ -23,10 +29,12 @@ at recall >= 0.95; every baseline beaten by a clear margin.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from evalset import SCENARIOS, SEED, EvalSet, Hit, generate
 
@@ -288,6 +296,24 @@ def print_examples(scored: Sequence[Scored], per_scenario: int) -> None:
         )
 
 
+def dump(scored: Sequence[Scored], path: Path) -> None:
+    """Every event's facts and classification, one sorted-key JSON line each."""
+    with path.open("w", encoding="utf-8") as out:
+        for s in scored:
+            r = s.result
+            record = {
+                "email": s.email,
+                "at": s.hit.at.isoformat(),
+                "facts": s.facts,
+                "verdict": str(r.verdict),
+                "confidence": r.confidence,
+                "fired": [[e.rule, str(e.verdict), e.weight, e.text] for e in r.fired],
+                "not_fired": list(r.not_fired),
+                "version": r.version,
+            }
+            out.write(json.dumps(record, sort_keys=True, default=sorted) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emails", type=int, default=5000)
@@ -298,6 +324,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--seeds", type=int, default=1, help="also repeat MailSignal's row over this many seeds"
+    )
+    parser.add_argument(
+        "--dump", type=Path, default=None, help="write every event's classification (JSONL)"
     )
     args = parser.parse_args(argv)
 
@@ -325,6 +354,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"recipients who read it but left no person event (MPP cache, images off): {hidden} "
         f"of {sum(r.read for r in rcpts)} readers; no method can see them\n"
     )
+    if args.dump is not None:
+        dump(scored, args.dump)
+        print(f"wrote {len(scored)} classifications to {args.dump}")
     table = evaluate(es, scored)
     print_table(table)
     print()

@@ -54,8 +54,8 @@ from mailsignal import ingest
 from mailsignal.classify import RULES, Context, Event, classify_timeline
 from mailsignal.enrich import Pipeline
 from mailsignal.enrich.useragent import resolver_name
-from mailsignal.ingest import Backfill, store_hits
 from mailsignal.model import EventKind, RawHit, TokenKind, new_id
+from mailsignal.pipeline.backfill import Backfill, store_hits
 from mailsignal.settings import Settings
 from mailsignal.store.db import make_engine, migrate
 from mailsignal.store.schema import (

@@ -257,7 +257,7 @@ def main() -> None:
         [
             sys.executable,
             "-c",
-            "import typer; from mailsignal.mail.cli_relay import relay; typer.run(relay)",
+            "import typer; from mailsignal.cli.relay import relay; typer.run(relay)",
         ],
         env=env,
         stdout=subprocess.DEVNULL,

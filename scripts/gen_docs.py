@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from mailsignal.cli import app
+from mailsignal.cli.main import app
 from mailsignal.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

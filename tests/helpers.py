@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from mailsignal import outgoing
-from mailsignal.store import repo
+from mailsignal.store import users
 from mailsignal.tokens import Signer
 
 OUTLOOK = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17126; Pro)"
@@ -37,7 +37,7 @@ HTML = (
 def add_rep(
     conn: Connection, address: str = "rep@northwind.test", *, opt_in: bool = True, role: str = "rep"
 ) -> Any:
-    return repo.add_user(conn, "Rep", address, opt_in=opt_in, role=role)
+    return users.add(conn, "Rep", address, opt_in=opt_in, role=role)
 
 
 def tracked_urls(msg: EmailMessage | str) -> list[str]:

@@ -136,10 +136,10 @@ def test_real_client_fixture_instruments(env: dict[str, str], tmp_path: Path) ->
 
 
 def test_score_recompute_and_explain(env: dict[str, str], engine: Engine) -> None:
-    from mailsignal.store import repo
+    from mailsignal.store import parties
 
     with engine.begin() as conn:
-        repo.add_party(conn, "contact", "Dana", "dana@contoso.test")
+        parties.add(conn, "contact", "Dana", "dana@contoso.test")
     assert "recomputed 1 scores" in cli(env, "score", "--recompute").stdout
     explained = cli(env, "score", "--explain", "dana@contoso.test").stdout
     assert "contact dana@contoso.test: score 0.00" in explained

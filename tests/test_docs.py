@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from mailsignal.classify import RULES
-from mailsignal.cli import app
+from mailsignal.cli.main import app
 from mailsignal.settings import Settings
 
 ROOT = Path(__file__).parents[1]

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import uuid
+from typing import Any
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from sqlalchemy import Engine
 from conftest import cli
 from helpers import OUTLOOK, add_rep, tracked_urls
 from mailsignal.history import export_events, import_emails, import_hits
-from mailsignal.ingest import Backfill
+from mailsignal.pipeline import tally
 from mailsignal.settings import Settings, load_keyring
-from mailsignal.store import repo
+from mailsignal.store import emails as store_emails
+from mailsignal.store import events as store_events
 from mailsignal.tokens import Signer
 
 SENT = datetime.now(UTC) - timedelta(days=3)
@@ -128,36 +130,43 @@ def test_import_hits_jsonl(engine: Engine, settings: Settings) -> None:
     again = import_hits(engine, _signer(settings), settings, lines)
     assert (again.imported, again.duplicates) == (0, 3)
     with engine.connect() as conn:
-        events = repo.list_events(conn, uuid.UUID(str(copies[0]["activityid"])))
+        events = store_events.of_email(conn, uuid.UUID(str(copies[0]["activityid"])))
     skew = next(e for e in events if e["externalid"] == "evt-skew")
     assert "timing.before_send" in [r["rule"] for r in skew["reasons"]["fired"]]
     assert skew["interactionuseragent"] == ""
     assert {e["ipaddress"] for e in events} >= {"2001:db8::7"}
 
 
-def test_interrupted_import_is_repaired_by_importing_again(
+def test_an_interrupted_import_keeps_whole_batches_and_resumes(
     engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A backfill recounts emails after its batches; if it dies in between, events are
-    stored but counters lag, and running the same import again recounts them."""
+    """Each batch commits with its counters: an import that dies after its first batch
+    leaves that batch stored and counted, and running it again adds only the rest."""
     _summary, copies = _import(engine, settings)
     lines, _pixel = _hit_lines(copies)
     activity = uuid.UUID(str(copies[0]["activityid"]))
+    small = settings.model_copy(update={"ingest_batch_size": 2})
+    real, calls = tally.apply, []
 
-    def die(self: Backfill) -> int:
-        raise KeyboardInterrupt
+    def dies_on_the_second_batch(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(*args, **kwargs)
 
-    monkeypatch.setattr(Backfill, "recount", die)
+    monkeypatch.setattr(tally, "apply", dies_on_the_second_batch)
     with pytest.raises(KeyboardInterrupt):
-        import_hits(engine, _signer(settings), settings, lines)
+        import_hits(engine, _signer(small), small, lines)
     with engine.connect() as conn:
-        assert len(repo.list_events(conn, activity)) == 3
-        assert repo.get_email(conn, activity)["opencount"] == 0  # not recounted yet
+        stored = store_events.of_email(conn, activity)
+        row = store_emails.get(conn, activity)
+    assert len(stored) == 2  # the first batch, whole
+    assert row["opencount"] + row["linksclickedcount"] == 2  # and counted
     monkeypatch.undo()
-    again = import_hits(engine, _signer(settings), settings, lines)
-    assert (again.imported, again.duplicates) == (0, 3)
+    again = import_hits(engine, _signer(small), small, lines)
+    assert (again.imported, again.duplicates) == (1, 2)
     with engine.connect() as conn:
-        row = repo.get_email(conn, activity)
+        row = store_emails.get(conn, activity)
     assert (row["opencount"], row["linksclickedcount"]) == (2, 1)
 
 

@@ -19,10 +19,12 @@ from helpers import (
     track_html,
 )
 from mailsignal.enrich import Pipeline
-from mailsignal.ingest import Ingestor
 from mailsignal.model import TokenKind, new_id
+from mailsignal.pipeline.worker import Ingestor
 from mailsignal.settings import Settings, load_keyring
-from mailsignal.store import repo
+from mailsignal.store import emails as store_emails
+from mailsignal.store import events as store_events
+from mailsignal.store import parties
 from mailsignal.store.journal import JournalWriter
 from mailsignal.store.schema import (
     account,
@@ -85,8 +87,8 @@ def test_mpp_prefetch_then_person_then_click(engine: Engine, settings: Settings)
     ingestor = Ingestor(engine, settings, PIPELINE)
     assert ingestor.drain() == 3
     with engine.connect() as conn:
-        events = repo.list_events(conn, activity)  # type: ignore[arg-type]
-        row = repo.get_email(conn, activity)  # type: ignore[arg-type]
+        events = store_events.of_email(conn, activity)  # type: ignore[arg-type]
+        row = store_emails.get(conn, activity)  # type: ignore[arg-type]
     assert [e["verdict"] for e in events] == ["machine", "human", "human"]
     mpp = [r["rule"] for r in events[0]["reasons"]["fired"]]
     assert "network.apple_mpp" in mpp and "timing.within_seconds_of_send" in mpp
@@ -114,8 +116,8 @@ def test_scanner_burst_is_machine_and_counts_stay_raw(engine: Engine, settings: 
     )
     Ingestor(engine, settings, PIPELINE).drain()
     with engine.connect() as conn:
-        events = repo.list_events(conn, activity)  # type: ignore[arg-type]
-        row = repo.get_email(conn, activity)  # type: ignore[arg-type]
+        events = store_events.of_email(conn, activity)  # type: ignore[arg-type]
+        row = store_emails.get(conn, activity)  # type: ignore[arg-type]
     assert {e["verdict"] for e in events} == {"machine"}
     assert "burst.all_links" in [r["rule"] for r in events[-1]["reasons"]["fired"]]
     assert (
@@ -180,7 +182,7 @@ def test_head_request_and_automation_are_machine(engine: Engine, settings: Setti
     )
     Ingestor(engine, settings, PIPELINE).drain()
     with engine.connect() as conn:
-        events = repo.list_events(conn, activity)  # type: ignore[arg-type]
+        events = store_events.of_email(conn, activity)  # type: ignore[arg-type]
     fired = [{r["rule"] for r in e["reasons"]["fired"]} for e in events]
     assert [e["verdict"] for e in events] == ["machine", "machine"]
     assert "request.head" in fired[0] and "useragent.automation" in fired[1]
@@ -189,8 +191,8 @@ def test_head_request_and_automation_are_machine(engine: Engine, settings: Setti
 def test_scores_and_rollups_follow_human_events_only(engine: Engine, settings: Settings) -> None:
     sent = datetime.now(UTC) - timedelta(hours=3)
     with engine.begin() as conn:
-        acct = repo.add_party(conn, "account", "Contoso", None)
-        repo.add_party(conn, "contact", "Dana", "dana@contoso.test", parent=acct)
+        acct = parties.add(conn, "account", "Contoso", None)
+        parties.add(conn, "contact", "Dana", "dana@contoso.test", parent=acct)
     _activity, delivery, links = _setup(engine, settings, sent)
     t0 = sent.timestamp()
     _journal(
@@ -253,6 +255,6 @@ def test_city_database_setting_gives_country_and_city(
     )
     assert Ingestor(engine, settings).drain() == 2
     with engine.connect() as conn:
-        events = repo.list_events(conn, activity)  # type: ignore[arg-type]
+        events = store_events.of_email(conn, activity)  # type: ignore[arg-type]
     assert [e["interactionlocation"] for e in events] == ["Berlin, DE", None]
     assert events[0]["facts"]["net"]["country"] == "DE"

@@ -16,7 +16,7 @@ from helpers import add_rep, track_html
 from mailsignal import views
 from mailsignal.errors import FetchXmlError, InputError
 from mailsignal.settings import Settings, load_keyring
-from mailsignal.store import repo
+from mailsignal.store import users
 from mailsignal.store.schema import email
 from mailsignal.tokens import Signer
 from mailsignal.web.app import create_app
@@ -41,7 +41,7 @@ def seeded(engine: Engine, settings: Settings) -> str:
                     lasthumanopenedtime=(now - timedelta(hours=2)) if human else None,
                 )
             )
-        return repo.create_api_key(conn, rep)
+        return users.create_api_key(conn, rep)
 
 
 def test_shipped_views_tell_raw_from_human(engine: Engine, settings: Settings, seeded: str) -> None:

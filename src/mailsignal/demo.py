@@ -13,14 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from . import outgoing
-from .ingest import default_pipeline, store_hits
+from .pipeline.enrichment import default_enrichment
+from .pipeline.ingest import store_hits
 from .model import RawHit, TokenKind
 from .settings import Settings
-from .store import repo
-from .store.schema import email, trackedlink
+from .store import emails, parties, users
 from .tokens import Signer
 
 OUTLOOK = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17126; Pro)"
@@ -118,24 +118,24 @@ SCENARIOS: list[tuple[str, str, str, list[_Hit]]] = [
 
 def has_data(engine: Engine) -> bool:
     with engine.connect() as conn:
-        return bool(conn.execute(select(func.count()).select_from(email)).scalar())
+        return emails.any_exist(conn)
 
 
 def load(engine: Engine, settings: Settings, signer: Signer, now: datetime | None = None) -> int:
     """Create the demo team, emails and hits; returns the number of emails."""
     now = now or datetime.now(UTC)
-    pipeline = default_pipeline(settings)
+    enrichment = default_enrichment(settings)
     with engine.begin() as conn:
-        if repo.user_by_address(conn, "alice@northwind.test") is None:
-            repo.add_user(
+        if users.by_address(conn, "alice@northwind.test") is None:
+            users.add(
                 conn, "Alice Martin", "alice@northwind.test", opt_in=True, timezone="Europe/Berlin"
             )
-            repo.add_user(conn, "Ops Admin", "admin@northwind.test", role="admin", opt_in=True)
+            users.add(conn, "Ops Admin", "admin@northwind.test", role="admin", opt_in=True)
         hits: list[RawHit] = []
         for n, (name, address, subject, script) in enumerate(SCENARIOS):
             company = address.split("@")[1].split(".")[0].title()
-            account = repo.add_party(conn, "account", company, None)
-            repo.add_party(conn, "contact", name, address, parent=account)
+            account = parties.add(conn, "account", company, None)
+            parties.add(conn, "contact", name, address, parent=account)
             sent = now - timedelta(days=n, hours=2)
             msg = outgoing.build_message(
                 "alice@northwind.test",
@@ -155,13 +155,7 @@ def load(engine: Engine, settings: Settings, signer: Signer, now: datetime | Non
                 sent_at=sent,
             )
             delivery = tracked.copies[0].delivery_id
-            links = dict(
-                conn.execute(
-                    select(trackedlink.c.position, trackedlink.c.linkid).where(
-                        trackedlink.c.emailactivityid == tracked.activity_id
-                    )
-                ).all()
-            )
+            links = emails.link_ids(conn, tracked.activity_id)
             for i, hit in enumerate(script):
                 hits.append(
                     RawHit(
@@ -175,5 +169,5 @@ def load(engine: Engine, settings: Settings, signer: Signer, now: datetime | Non
                         method=hit.method,
                     )
                 )
-        store_hits(conn, hits, pipeline, settings)
+        store_hits(conn, hits, enrichment, settings)
     return len(SCENARIOS)

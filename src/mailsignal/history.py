@@ -3,9 +3,9 @@
 Imports stream (a line at a time, batches of `ingest_batch_size`), are idempotent (every
 email and hit gets a stable key, so importing a file twice adds nothing), and never
 stop at a bad line: the line is reported by number with the reason, good lines land.
-Hits go through the same `store_hits` path as live traffic, so imported events are
-enriched, classified and counted exactly like tracked ones; a `Backfill` recounts each
-touched email's counters and scores once per 50,000 emails rather than once per batch.
+Hits go through the same `store_hits` path as live traffic (`pipeline.backfill`), so
+imported events are enriched, classified and counted exactly like tracked ones, batch by
+batch, each batch whole (counters and scores too) once committed.
 
 Formats are documented in docs/import-export.md.
 """
@@ -22,15 +22,16 @@ from datetime import UTC, datetime
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from . import outgoing
 from .enrich import Pipeline
 from .errors import InputError, MailSignalError, TokenError
-from .ingest import Backfill, default_pipeline
+from .pipeline.backfill import Backfill
+from .pipeline.enrichment import default_enrichment
 from .model import RawHit, TokenKind
 from .settings import Settings
-from .store.schema import email, interactionforemail
+from .store import emails, events
 from .tokens import Signer
 
 Progress = Callable[[int], None]
@@ -121,12 +122,7 @@ def _import_email(
     key = hashlib.sha256(line.strip().encode()).hexdigest()[:32]
     message_id = record.get("message_id") or f"<import-{key}@mailsignal.invalid>"
     with engine.begin() as conn:
-        exists = conn.execute(
-            select(email.c.activityid).where(
-                email.c.messageid == message_id, email.c.sender == sender.lower()
-            )
-        ).first()
-        if exists is not None:
+        if emails.by_message_id(conn, message_id, sender.lower()) is not None:
             return False
         msg = outgoing.build_message(
             sender,
@@ -285,7 +281,7 @@ def import_hits(
     """Import hits from JSONL or combined access logs (`fmt`: auto, jsonl, combined)."""
     if fmt not in ("auto", "jsonl", "combined"):
         raise InputError(f"unknown format {fmt!r}: use jsonl, combined or auto")
-    pipeline = pipeline or default_pipeline(settings)
+    pipeline = pipeline or default_enrichment(settings)
     summary = Summary()
     batch: list[RawHit] = []
     backfill = Backfill(engine, pipeline, settings)
@@ -315,25 +311,6 @@ def import_hits(
 
 # --- export ------------------------------------------------------------------------------
 
-EXPORT_COLUMNS = (
-    "interactionforemailid",
-    "emailactivityid",
-    "deliveryid",
-    "emailaddress",
-    "interactiontype",
-    "emailinteractiontime",
-    "ipaddress",
-    "interactionuseragent",
-    "httpmethod",
-    "interactedcomponenttext",
-    "interactionlocation",
-    "verdict",
-    "confidence",
-    "reasons",
-    "classifierversion",
-    "hitid",
-    "externalid",
-)
 KIND_NAMES = {0: "open", 1: "click", 2: "attachment", 3: "reply"}
 
 
@@ -343,19 +320,12 @@ def export_events(
     """Write every event (machine ones too) with verdict, confidence and reasons."""
     if fmt not in ("jsonl", "csv"):
         raise InputError(f"unknown format {fmt!r}: use jsonl or csv")
-    ev = interactionforemail
-    stmt = select(*(ev.c[name] for name in EXPORT_COLUMNS)).order_by(
-        ev.c.emailinteractiontime, ev.c.hitid
-    )
-    if since is not None:
-        stmt = stmt.where(ev.c.emailinteractiontime >= since)
     writer = csv.writer(out) if fmt == "csv" else None
     if writer:
-        writer.writerow(EXPORT_COLUMNS)
+        writer.writerow(events.EXPORT_COLUMNS)
     count = 0
     with engine.connect() as conn:
-        for row in conn.execution_options(yield_per=2000).execute(stmt).mappings():
-            record = {k: row[k] for k in EXPORT_COLUMNS}
+        for record in events.stream(conn, since):
             record["interactiontype"] = KIND_NAMES.get(record["interactiontype"], "unknown")
             for k in ("interactionforemailid", "emailactivityid"):
                 record[k] = str(record[k])
@@ -363,7 +333,7 @@ def export_events(
             if writer:
                 fired = (record["reasons"] or {}).get("fired", [])
                 record["reasons"] = " ".join(e["rule"] for e in fired)
-                writer.writerow([record[k] for k in EXPORT_COLUMNS])
+                writer.writerow([record[k] for k in events.EXPORT_COLUMNS])
             else:
                 out.write(json.dumps(record, default=str) + "\n")
             count += 1

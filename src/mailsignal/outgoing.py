@@ -13,17 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
-from typing import Any
 
-from sqlalchemy import Connection, CursorResult, func, insert, select, update
+from sqlalchemy import Connection
 
 from . import instrument
+from .addresses import normalise_address
 from .attachments import AttachmentLink, find_attachments, replace_attachments
 from .errors import InputError, NotFoundError
 from .model import TokenKind, TrackingDecision, new_id
-from .store import repo
+from .store import emails, parties, users
 from .store.files import AttachmentFiles, AttachmentMeta
-from .store.schema import email, emaildelivery, trackedattachment, trackedlink
 from .tokens import Signer
 
 
@@ -131,12 +130,12 @@ def track(
     """
     if not recipients:
         raise InputError("no recipients")
-    user = repo.user_by_address(conn, sender)
+    user = users.by_address(conn, sender)
     if user is None:
         raise NotFoundError(f"unknown sender {sender}: add them with `mailsignal users add`")
     if user["isdisabled"]:
         raise InputError(f"sender {sender} is disabled")
-    org = repo.get_org(conn)
+    org = users.get_org(conn)
     prepared: instrument.Prepared | None = None
     if isinstance(msg, instrument.Prepared):
         prepared, mail = msg, msg.msg
@@ -145,12 +144,12 @@ def track(
     if mail.get("Message-ID") is None:
         mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     message_id = str(mail["Message-ID"]).strip()
-    normalised = list(dict.fromkeys(repo.normalise_address(r) for r in recipients))
+    normalised = list(dict.fromkeys(normalise_address(r) for r in recipients))
 
-    parties = _find_parties(conn, normalised)
+    found = parties.find_many(conn, normalised)
     decisions: list[tuple[str, TrackingDecision, tuple[str, uuid.UUID, bool] | None]] = []
     for address in normalised:
-        party = parties.get(address)
+        party = found.get(address)
         decision = instrument.decide(
             bool(org["isemailmonitoringallowed"]),
             bool(user["emailengagementoptin"]),
@@ -159,62 +158,38 @@ def track(
         decisions.append((address, decision, party))
     regarding = next((p for _a, _d, p in decisions if p is not None), None)
 
-    activity_id = new_id()
-    conn.execute(
-        insert(email).values(
-            activityid=activity_id,
-            subject=str(mail.get("Subject", ""))[:800],
-            senton=sent_at or datetime.now(UTC),
-            sender=repo.normalise_address(sender),
-            torecipients=";".join(normalised)[:10000],
-            ownerid=user["systemuserid"],
-            messageid=message_id[:998],
-            regardingobjectid=regarding[1] if regarding else None,
-            regardingobjecttypecode=regarding[0] if regarding else None,
-            isemailfollowed=any(d.tracked for _a, d, _p in decisions),
-            followemailuserpreference=bool(user["emailengagementoptin"]),
-        )
+    activity_id = emails.insert_email(
+        conn,
+        {
+            "activityid": new_id(),
+            "subject": str(mail.get("Subject", ""))[:800],
+            "senton": sent_at or datetime.now(UTC),
+            "sender": normalise_address(sender),
+            "torecipients": ";".join(normalised)[:10000],
+            "ownerid": user["systemuserid"],
+            "messageid": message_id[:998],
+            "regardingobjectid": regarding[1] if regarding else None,
+            "regardingobjecttypecode": regarding[0] if regarding else None,
+            "isemailfollowed": any(d.tracked for _a, d, _p in decisions),
+            "followemailuserpreference": bool(user["emailengagementoptin"]),
+        },
     )
     if prepared is None:
         prepared = instrument.prepare(mail)
     links = prepared.links
-    link_ids: dict[str, int] = {}
-    if links:
-        # One statement for all links (a sales email has dozens). RETURNING the position
-        # (unique per email) ties each id to its link in whatever order the rows come:
-        # asking for parameter order would make SQLite insert them one by one.
-        inserted = conn.execute(
-            insert(trackedlink).returning(trackedlink.c.linkid, trackedlink.c.position),
-            [
-                {
-                    "emailactivityid": activity_id,
-                    "position": position,
-                    "url": link.url,
-                    "text": link.text[:200],
-                }
-                for position, link in enumerate(links)
-            ],
-        )
-        for link_id, position in inserted:
-            link_ids[links[position].url] = int(link_id)
+    positions = emails.insert_links(conn, activity_id, [(link.url, link.text) for link in links])
+    link_ids = {links[position].url: link_id for position, link_id in positions.items()}
     honeypot_link: int | None = None
     if honeypot and any(d.tracked for _a, d, _p in decisions):
-        result = conn.execute(
-            insert(trackedlink).values(
-                emailactivityid=activity_id, position=len(links), url="", ishoneypot=True
-            )
-        )
-        honeypot_link = _new_id(result)
+        honeypot_link = emails.insert_honeypot(conn, activity_id, len(links))
     files: dict[int, tuple[int, AttachmentMeta]] = {}
     if attachments is not None and any(d.tracked for _a, d, _p in decisions):
         files = _store_attachments(conn, attachments, mail, activity_id)
-
-    # One statement for all deliveries too, tied to their rows by address (unique per email).
-    inserted = conn.execute(
-        insert(emaildelivery).returning(emaildelivery.c.deliveryid, emaildelivery.c.emailaddress),
+    delivery_ids = emails.insert_deliveries(
+        conn,
+        activity_id,
         [
             {
-                "emailactivityid": activity_id,
                 "emailaddress": address,
                 "recipientobjectid": party[1] if party else None,
                 "recipientobjecttypecode": party[0] if party else None,
@@ -224,7 +199,6 @@ def track(
             for address, decision, party in decisions
         ],
     )
-    delivery_ids = {str(address): int(delivery_id) for delivery_id, address in inserted}
     copies: list[TrackedCopy] = []
     for address, decision, _party in decisions:
         delivery_id = delivery_ids[address]
@@ -237,30 +211,6 @@ def track(
         )
         copies.append(TrackedCopy(address, delivery_id, decision, message))
     return TrackedEmail(activity_id, message_id, copies)
-
-
-def _find_parties(conn: Connection, addresses: list[str]) -> dict[str, tuple[str, uuid.UUID, bool]]:
-    """`repo.find_party` for many addresses: a few statements, not three per address."""
-    found: dict[str, tuple[str, uuid.UUID, bool]] = {}
-    for kind, table, key in repo.PARTIES:
-        wanted = [a.lower() for a in addresses if a.lower() not in found]
-        for start in range(0, len(wanted), 500):
-            address = func.lower(table.c.emailaddress1)
-            rows = conn.execute(
-                select(address, table.c[key], table.c.followemail).where(
-                    address.in_(wanted[start : start + 500])
-                )
-            )
-            for lowered, party_id, follow in rows:
-                if lowered not in found:  # the first row, as find_party's LIMIT 1 takes
-                    found[lowered] = (kind, party_id, bool(follow))
-    return found
-
-
-def _new_id(result: CursorResult[Any]) -> int:
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
 
 
 def _store_attachments(
@@ -276,17 +226,17 @@ def _store_attachments(
         digest = found.sha256
         meta = AttachmentMeta(digest, found.filename[:255], found.content_type[:255], found.size)
         path = files.put(found.data, digest)
-        result = conn.execute(
-            insert(trackedattachment).values(
-                emailactivityid=activity_id,
-                filename=meta.filename,
-                contenttype=meta.content_type,
-                size=meta.size,
-                sha256=digest,
-                storagepath=path,
-            )
+        attachment_id = emails.insert_attachment(
+            conn,
+            activity_id,
+            {
+                "filename": meta.filename,
+                "contenttype": meta.content_type,
+                "size": meta.size,
+                "sha256": digest,
+                "storagepath": path,
+            },
         )
-        attachment_id = _new_id(result)
         files.write_meta(attachment_id, meta)
         stored[found.index] = (attachment_id, meta)
     return stored
@@ -322,11 +272,3 @@ def _instrument_copy(
         for index, (attachment_id, meta) in files.items()
     }
     return replace_attachments(rendered.message(), links, in_place=True)
-
-
-def mark_delivery_failed(conn: Connection, delivery_id: int) -> None:
-    conn.execute(
-        update(emaildelivery)
-        .where(emaildelivery.c.deliveryid == delivery_id)
-        .values(status="failed")
-    )

@@ -325,7 +325,11 @@ def rotate_secret(path: Path) -> int:
     return kid
 
 
-def load_keyring(path: Path) -> tuple[dict[int, bytes], int]:
+Keyring = tuple[dict[int, bytes], int]
+"""{key id: secret} and the id of the key new tokens and sealed secrets use."""
+
+
+def load_keyring(path: Path) -> Keyring:
     """Read the keyring; refuse a file others can read."""
     if not path.is_file():
         raise ConfigError(f"no secret key at {path}: run `mailsignal init` first")

@@ -24,11 +24,11 @@ from mailsignal.attachments import (
     human_size,
     replace_attachments,
 )
-from mailsignal.ingest import Ingestor
 from mailsignal.instrument import parse_message
 from mailsignal.model import EventKind, TokenKind
+from mailsignal.pipeline.worker import Ingestor
 from mailsignal.settings import Settings, load_keyring
-from mailsignal.store import repo
+from mailsignal.store import parties
 from mailsignal.store.files import AttachmentFiles
 from mailsignal.store.schema import email, interactionforemail, trackedattachment
 from mailsignal.tokens import Signer
@@ -123,7 +123,7 @@ def test_human_size() -> None:
 def _track(engine: Engine, settings: Settings, files: AttachmentFiles) -> Any:
     with engine.begin() as conn:
         add_rep(conn)
-        repo.add_party(conn, "contact", "Pat Private", "private@client.test", follow=False)
+        parties.add(conn, "contact", "Pat Private", "private@client.test", follow=False)
         return outgoing.track(
             conn,
             Signer(*load_keyring(settings.secret_file)),
@@ -261,8 +261,8 @@ def test_a_download_of_another_emails_attachment_is_an_orphan(
     import datetime as dt
 
     from mailsignal.enrich import Pipeline
-    from mailsignal.ingest import store_hits
     from mailsignal.model import RawHit
+    from mailsignal.pipeline.ingest import store_hits
 
     files = AttachmentFiles(settings.attachment_dir, ALL)
     first = _track(engine, settings, files)

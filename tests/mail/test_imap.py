@@ -30,9 +30,11 @@ from conftest import FIXTURES, cli, free_port, need
 from helpers import HTML, add_rep
 from mailsignal import outgoing
 from mailsignal.mail.imap import connect_imap, encode_folder
-from mailsignal.mail.sync import Outcome, set_mailbox, sync_all
+from mailsignal.pipeline.mailboxes import set_mailbox
+from mailsignal.pipeline.mailsync import Outcome, sync_all
 from mailsignal.settings import Settings, load_keyring
-from mailsignal.store import repo
+from mailsignal.store import emails as store_emails
+from mailsignal.store import events as store_events
 from mailsignal.store.schema import mailbox
 from mailsignal.tokens import Signer
 
@@ -231,9 +233,11 @@ def test_dovecot_sync_reads_new_mail_once_and_survives_uidvalidity_change(
     assert _state(engine)["Kunden Ü"]["uidvalidity"] != old
 
     with engine.connect() as conn:
-        row = repo.get_email(conn, sent.activity_id)
-        statuses = {d["emailaddress"]: d["status"] for d in repo.deliveries(conn, sent.activity_id)}
-        events = repo.list_events(conn, sent.activity_id)
+        row = store_emails.get(conn, sent.activity_id)
+        statuses = {
+            d["emailaddress"]: d["status"] for d in store_emails.deliveries(conn, sent.activity_id)
+        }
+        events = store_events.of_email(conn, sent.activity_id)
     assert row["replycount"] == 2
     assert statuses == {"dana@contoso.test": "failed", "lee@fabrikam.test": "failed"}
     assert len(events) == 5  # 2 replies, 1 out-of-office, 2 bounces: each once
@@ -336,8 +340,8 @@ def test_connection_dropped_mid_fetch_loses_and_doubles_nothing(
     finally:
         server.close()
     with engine.connect() as conn:
-        assert repo.get_email(conn, sent.activity_id)["replycount"] == 60
-        assert len(repo.list_events(conn, sent.activity_id)) == 60
+        assert store_emails.get(conn, sent.activity_id)["replycount"] == 60
+        assert len(store_events.of_email(conn, sent.activity_id)) == 60
 
 
 # --- the command line, run as a user would ---------------------------------------------

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from conftest import free_port
 from helpers import add_rep, track_html
-from mailsignal.mail import cli_relay
+from mailsignal.cli import relay as cli_relay
 from mailsignal.mail.delivery import PENDING_GRACE_SECONDS, OutboundWorker, backoff
 from mailsignal.mail.outbound import Rcpt, Spool
 from mailsignal.mail.server import mark_failed

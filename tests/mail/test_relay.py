@@ -34,7 +34,7 @@ from mailsignal import outgoing
 from mailsignal.mail.outbound import Spool
 from mailsignal.mail.server import RelayServer
 from mailsignal.settings import Settings, load_keyring
-from mailsignal.store import repo
+from mailsignal.store import parties, users
 from mailsignal.store.db import make_engine
 from mailsignal.store.schema import email, emaildelivery
 from mailsignal.tokens import Signer
@@ -187,13 +187,13 @@ def world(
     upstream = Upstream(tmp_path / "upstream").start()
     with engine.begin() as conn:
         keys = {
-            REP: repo.create_api_key(conn, repo.add_user(conn, "Rep", REP, opt_in=True)),
-            "admin@northwind.test": repo.create_api_key(
-                conn, repo.add_user(conn, "Ops", "admin@northwind.test", role="admin")
+            REP: users.create_api_key(conn, users.add(conn, "Rep", REP, opt_in=True)),
+            "admin@northwind.test": users.create_api_key(
+                conn, users.add(conn, "Ops", "admin@northwind.test", role="admin")
             ),
         }
-        repo.add_party(conn, "contact", "Dana Buyer", BUYER)
-        repo.add_party(conn, "contact", "Pat Private", PRIVATE, follow=False)
+        parties.add(conn, "contact", "Dana Buyer", BUYER)
+        parties.add(conn, "contact", "Pat Private", PRIVATE, follow=False)
     relay_settings = settings.model_copy(
         update={
             "relay_tls_cert": cert,
@@ -280,12 +280,12 @@ def test_recipients_are_matched_to_parties_as_find_party_does(
 ) -> None:
     rcpts = ["both@client.test", "lead@client.test", "acct@client.test", "nobody@client.test"]
     with engine.begin() as conn:
-        repo.add_user(conn, "Rep", REP, opt_in=True)
-        repo.add_party(conn, "contact", "Both", "both@client.test")
-        repo.add_party(conn, "lead", "Both too", "both@client.test", follow=False)
-        repo.add_party(conn, "lead", "Lead", "lead@client.test", follow=False)
-        repo.add_party(conn, "account", "Account", "Acct@Client.test")
-        expected = {r: repo.find_party(conn, r) for r in rcpts}
+        users.add(conn, "Rep", REP, opt_in=True)
+        parties.add(conn, "contact", "Both", "both@client.test")
+        parties.add(conn, "lead", "Both too", "both@client.test", follow=False)
+        parties.add(conn, "lead", "Lead", "lead@client.test", follow=False)
+        parties.add(conn, "account", "Account", "Acct@Client.test")
+        expected = {r: parties.find(conn, r) for r in rcpts}
         result = outgoing.track(
             conn,
             Signer(*load_keyring(settings.secret_file)),
@@ -506,9 +506,7 @@ def test_many_senders_at_once(relay: Relay, world: Any, engine: Engine) -> None:
     settings, upstream, _keys = world
     senders = [f"rep{i}@northwind.test" for i in range(5)]
     with engine.begin() as conn:
-        keys = {
-            s: repo.create_api_key(conn, repo.add_user(conn, s, s, opt_in=True)) for s in senders
-        }
+        keys = {s: users.create_api_key(conn, users.add(conn, s, s, opt_in=True)) for s in senders}
     errors: list[BaseException] = []
 
     def send(n: int) -> None:
@@ -613,7 +611,7 @@ def test_relay_command_runs_in_the_foreground_and_stops_on_ctrl_c(
         "MAILSIGNAL_LOG_LEVEL": "warning",
     }
     # Run as cli.py will mount it: the Typer command function itself.
-    code = "import typer; from mailsignal.mail.cli_relay import relay; typer.run(relay)"
+    code = "import typer; from mailsignal.cli.relay import relay; typer.run(relay)"
     log = (tmp_path / "relay.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
     try:
@@ -677,7 +675,7 @@ def test_bcc_is_stripped_from_every_copy_and_still_recorded(
 def test_tracked_copies_carry_x_mailsignal_id_and_replies_match_by_it(
     relay: Relay, world: Any, engine: Engine
 ) -> None:
-    from mailsignal.mail.sync.store import IncomingMessage, Outcome, store_messages
+    from mailsignal.pipeline.replies import IncomingMessage, Outcome, store_messages
 
     settings, upstream, keys = world
     # A client's own X-MailSignal-Id (a resent draft, say) must not survive: it would
@@ -867,7 +865,7 @@ def test_relay_workers_share_the_port_queue_and_database(world: Any, tmp_path: P
         "MAILSIGNAL_SMARTHOST_SECURITY": "none",
         "MAILSIGNAL_LOG_LEVEL": "warning",
     }
-    code = "import typer; from mailsignal.mail.cli_relay import relay; typer.run(relay)"
+    code = "import typer; from mailsignal.cli.relay import relay; typer.run(relay)"
     with (tmp_path / "relay.log").open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=log)
     try:

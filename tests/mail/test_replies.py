@@ -12,9 +12,9 @@ from email.message import EmailMessage
 import pytest
 
 from conftest import FIXTURES
-from mailsignal.mail.replies import RULES, Analysis, ReplyKind, analyse, normalise_id, parse
-from mailsignal.mail.replies.headers import decode_value, message_ids
 from mailsignal.model import Verdict
+from mailsignal.replies import RULES, Analysis, ReplyKind, analyse, normalise_id, parse
+from mailsignal.replies.headers import decode_value, message_ids
 
 SENT = "20261120093000.4711@northwind.test"
 DIR = FIXTURES / "replies"

@@ -15,19 +15,14 @@ from helpers import HTML, add_rep
 from mailsignal import outgoing
 from mailsignal.errors import ConfigError, InputError
 from mailsignal.mail.imap import FakeServer
-from mailsignal.mail.sync import (
-    IncomingMessage,
-    Keyring,
-    Outcome,
-    import_messages,
-    seal,
-    set_mailbox,
-    store_messages,
-    sync_all,
-    unseal,
-)
-from mailsignal.settings import Settings, load_keyring, rotate_secret
-from mailsignal.store import repo
+from mailsignal.pipeline.mailboxes import set_mailbox
+from mailsignal.pipeline.mailsync import import_messages, sync_all
+from mailsignal.pipeline.replies import IncomingMessage, Outcome, store_messages
+from mailsignal.sealing import seal, unseal
+from mailsignal.settings import Keyring, Settings, load_keyring, rotate_secret
+from mailsignal.store import emails as store_emails
+from mailsignal.store import events as store_events
+from mailsignal.store import parties, users
 from mailsignal.store.schema import email, emaildelivery, interactionforemail, mailbox
 from mailsignal.tokens import Signer
 
@@ -45,9 +40,9 @@ def _send(
     engine: Engine, settings: Settings, recipients: list[str] = PEOPLE, message_id: str = SENT_ID
 ) -> Any:
     with engine.begin() as conn:
-        if repo.user_by_address(conn, "rep@northwind.test") is None:
+        if users.by_address(conn, "rep@northwind.test") is None:
             add_rep(conn)
-            repo.add_party(conn, "contact", "Dana Whitfield", "dana@contoso.test")
+            parties.add(conn, "contact", "Dana Whitfield", "dana@contoso.test")
         msg = outgoing.build_message(
             "rep@northwind.test", recipients, "Hello", HTML, None, message_id, SENT_AT
         )
@@ -69,9 +64,11 @@ def _store(engine: Engine, settings: Settings, *names: str) -> list[Outcome]:
 
 def _email(engine: Engine, activity_id: uuid.UUID) -> dict[str, Any]:
     with engine.connect() as conn:
-        row = repo.get_email(conn, activity_id)
-        row["events"] = repo.list_events(conn, activity_id)
-        row["deliveries"] = {d["emailaddress"]: d for d in repo.deliveries(conn, activity_id)}
+        row = store_emails.get(conn, activity_id)
+        row["events"] = store_events.of_email(conn, activity_id)
+        row["deliveries"] = {
+            d["emailaddress"]: d for d in store_emails.deliveries(conn, activity_id)
+        }
     return row
 
 

@@ -9,9 +9,9 @@ from sqlalchemy import Engine
 from starlette.testclient import TestClient
 
 from helpers import CHROME, HTML, OUTLOOK, add_rep, tracked_urls
-from mailsignal.ingest import Ingestor
+from mailsignal.pipeline.worker import Ingestor
 from mailsignal.settings import Settings
-from mailsignal.store import repo
+from mailsignal.store import parties, users
 from mailsignal.web.app import create_app
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -23,11 +23,11 @@ def keys(engine: Engine) -> dict[str, str]:
         rep = add_rep(conn)
         other = add_rep(conn, "other@northwind.test")
         admin = add_rep(conn, "admin@northwind.test", role="admin")
-        repo.add_party(conn, "contact", "No Track", "notrack@contoso.test", follow=False)
+        parties.add(conn, "contact", "No Track", "notrack@contoso.test", follow=False)
         return {
-            "rep": repo.create_api_key(conn, rep),
-            "other": repo.create_api_key(conn, other),
-            "admin": repo.create_api_key(conn, admin),
+            "rep": users.create_api_key(conn, rep),
+            "other": users.create_api_key(conn, other),
+            "admin": users.create_api_key(conn, admin),
         }
 
 
@@ -124,10 +124,10 @@ def test_opted_out_sender_gets_untracked_copies(
     client: TestClient, keys: dict[str, str], engine: Engine
 ) -> None:
     with engine.begin() as conn:
-        user = repo.user_by_address(conn, "rep@northwind.test")
+        user = users.by_address(conn, "rep@northwind.test")
         assert user is not None
-        repo.set_optin(conn, user["systemuserid"], False)
-        repo.set_org(conn, monitoring=False)
+        users.set_optin(conn, user["systemuserid"], False)
+        users.set_org(conn, monitoring=False)
     copy = _create(client, keys).json()["deliveries"][0]
     assert not copy["tracked"]
     assert copy["untracked_reasons"] == ["org.monitoring_disabled", "sender.not_opted_in"]

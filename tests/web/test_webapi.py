@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 from conftest import LiveServer, cli, need
 from helpers import add_rep, track_html
 from mailsignal.settings import Settings, load_keyring
-from mailsignal.store import repo
+from mailsignal.store import parties, users
 from mailsignal.store.schema import email, usersettings
 from mailsignal.tokens import Signer
 from mailsignal.web.app import create_app
@@ -45,7 +45,7 @@ def world(engine: Engine, settings: Settings) -> dict[str, Any]:
         rep = add_rep(conn)
         other = add_rep(conn, "other@northwind.test")
         admin = add_rep(conn, "admin@northwind.test", role="admin")
-        repo.add_party(conn, "contact", "Dana Fischer", "dana@contoso.test")
+        parties.add(conn, "contact", "Dana Fischer", "dana@contoso.test")
         ids = {}
         for name, sender_owner, opens, when in (
             ("hot", rep, 5, now - timedelta(days=1)),
@@ -61,7 +61,7 @@ def world(engine: Engine, settings: Settings) -> dict[str, Any]:
             )
             ids[name] = result.activity_id
         keys = {
-            who: repo.create_api_key(conn, uid)
+            who: users.create_api_key(conn, uid)
             for who, uid in (("rep", rep), ("other", other), ("admin", admin))
         }
     return {"ids": ids, "keys": keys, "rep": rep, "other": other}
@@ -183,7 +183,7 @@ def test_patch_contact_do_not_track_and_preconditions(
     client: TestClient, world: dict[str, Any], engine: Engine
 ) -> None:
     with engine.connect() as conn:
-        party = repo.find_party(conn, "dana@contoso.test")
+        party = parties.find(conn, "dana@contoso.test")
     assert party is not None
     url = f"{BASE}/contacts({party[1]})"
     etag = client.get(url, headers=_h(world)).json()["@odata.etag"]

@@ -1,5 +1,5 @@
 """IMAP client adapter, in httpx's transport style: the interface (`MailSession`, declared
-in `mail.sync` where it is used), the real client on imaplib, and an in-memory fake.
+in `pipeline.mailsync` where it is used), the real client on imaplib, and an in-memory fake.
 
 Why imaplib: it is in the standard library, synchronous like the rest of the sync code,
 and the few commands needed (LOGIN/AUTHENTICATE, EXAMINE, UID SEARCH, UID FETCH) are
@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import MailSignalError
-from .sync import Connector, Fetched, MailAccount, MailSession
+from ..pipeline.mailboxes import MailAccount
+from ..pipeline.mailsync import Connector, Fetched, MailSession
 
 __all__ = [
     "Connector",

@@ -40,21 +40,21 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
-from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import instrument, outgoing
 from ..errors import AuthError, InputError, MimeError, NotFoundError, StoreError
 from ..instrument import parse_message
 from ..settings import Settings
-from ..store import repo
+from ..addresses import normalise_address
+from ..store import emails, users
 from ..store.files import AttachmentFiles
-from ..store.schema import email as email_table
 from ..tokens import Signer
 from .auth import AuthUser, FailureLimiter, b64, decode_plain
 from .dkim import DkimSigner
 from .outbound import Rcpt, Spool
-from .replies import TRACKING_HEADER  # the header reply matching reads
+from ..replies import TRACKING_HEADER  # the header reply matching reads
 
 log = logging.getLogger(__name__)
 
@@ -251,9 +251,9 @@ class RelayHandler:
 
     def _verify(self, login: str, password: str) -> AuthUser | None:
         try:
-            address = repo.normalise_address(login)
+            address = normalise_address(login)
             with self._write() as conn:
-                user = repo.user_for_api_key(conn, password)
+                user = users.user_for_api_key(conn, password)
         except (AuthError, InputError):
             return None
         if user["internalemailaddress"] != address:
@@ -268,7 +268,7 @@ class RelayHandler:
         user = session.auth_data
         assert isinstance(user, AuthUser)  # aiosmtpd answers 530 before MAIL without AUTH
         try:
-            sender = repo.normalise_address(address)
+            sender = normalise_address(address)
         except InputError:
             return "550 5.7.1 Sender address not allowed"
         if sender != user.address:
@@ -283,14 +283,14 @@ class RelayHandler:
 
     def _user_exists(self, address: str) -> bool:
         with self.engine.connect() as conn:
-            user = repo.user_by_address(conn, address)
+            user = users.by_address(conn, address)
         return user is not None and not user["isdisabled"]
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         try:
-            repo.normalise_address(address)
+            normalise_address(address)
         except InputError:
             return "553 5.1.3 Recipient address syntax not accepted"
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
@@ -435,18 +435,16 @@ class RelayHandler:
         staged: list[dict[str, bytes]] = []
         try:
             with self._write() as conn:
-                emails = [self._track(conn, job) for job in jobs]
+                recorded = [self._track(conn, job) for job in jobs]
                 # Each tracked copy names its email, for bounces and replies that lost
                 # In-Reply-To (or whose Message-ID the smarthost rewrote).
-                marks = _tracking_ids(
+                marks = emails.tracking_ids(
                     conn,
-                    [e.activity_id for e in emails if any(c.decision.tracked for c in e.copies)],
+                    [e.activity_id for e in recorded if any(c.decision.tracked for c in e.copies)],
                 )
-                for job, tracked in zip(jobs, emails, strict=True):
+                for job, tracked in zip(jobs, recorded, strict=True):
                     staged.append({})
-                    self._stage_copies(
-                        job, tracked, marks.get(str(tracked.activity_id)), staged[-1]
-                    )
+                    self._stage_copies(job, tracked, marks.get(tracked.activity_id), staged[-1])
                 # Every entry's files at once, before the commit.
                 self.spool.sync([entry for group in staged for entry in group])
         except BaseException:
@@ -460,7 +458,7 @@ class RelayHandler:
             # Recorded and durably queued all the same: the worker promotes what stayed
             # `.pending` (Spool.pending), so the 250 holds and a resend would duplicate.
             log.exception("relay: could not promote queued entries; the worker will")
-        return [(str(e.activity_id), group) for e, group in zip(emails, staged, strict=True)]
+        return [(str(e.activity_id), group) for e, group in zip(recorded, staged, strict=True)]
 
     def _track(self, conn: Connection, job: _Job) -> outgoing.TrackedEmail:
         return outgoing.track(
@@ -469,7 +467,7 @@ class RelayHandler:
             self.settings.base_url,
             job.prepared,
             sender=job.mail_from,
-            recipients=[repo.normalise_address(r) for r in job.rcpts],
+            recipients=[normalise_address(r) for r in job.rcpts],
             honeypot=self.settings.honeypot,
             attachments=self.files,
         )
@@ -483,7 +481,7 @@ class RelayHandler:
     ) -> None:
         """Stage one email's spool entries into `staged`: one for its untracked
         recipients (the original bytes), one per tracked recipient (their copy)."""
-        envelope = {repo.normalise_address(r): r for r in reversed(job.rcpts)}
+        envelope = {normalise_address(r): r for r in reversed(job.rcpts)}
         activity_id = str(tracked.activity_id)
         plain = [c for c in tracked.copies if not c.decision.tracked]
         if plain:
@@ -522,16 +520,3 @@ class RelayHandler:
             durable=False,  # made durable together by `sync`
         )
         staged[entry_id] = data
-
-
-_TRACKING_IDS = select(email_table.c.activityid, email_table.c.emailtrackingid).where(
-    email_table.c.activityid.in_(bindparam("ids", expanding=True))
-)
-
-
-def _tracking_ids(conn: Connection, activity_ids: list[Any]) -> dict[str, Any]:
-    """The emails' `emailtrackingid`s (outgoing.track lets the column default make them)."""
-    if not activity_ids:
-        return {}
-    rows = conn.execute(_TRACKING_IDS, {"ids": activity_ids})
-    return {str(activity): tracking for activity, tracking in rows}

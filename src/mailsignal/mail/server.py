@@ -24,10 +24,9 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 from sqlalchemy import Engine
 
-from .. import outgoing
-from ..errors import ConfigError, NotFoundError
+from ..errors import ConfigError
 from ..settings import Settings
-from ..store import repo
+from ..store import emails
 from ..store.files import AttachmentFiles
 from ..tokens import Signer
 from .auth import FailureLimiter
@@ -123,17 +122,12 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 def committed(engine: Engine, activity_id: str) -> bool:
     """Whether the relay's transaction for this email committed (settles `.pending`)."""
     with engine.connect() as conn:
-        try:
-            repo.get_email(conn, uuid.UUID(activity_id))
-        except NotFoundError:
-            return False
-    return True
+        return emails.exists(conn, uuid.UUID(activity_id))
 
 
 def mark_failed(engine: Engine, delivery_ids: list[int]) -> None:
     with engine.begin() as conn:
-        for delivery_id in delivery_ids:
-            outgoing.mark_delivery_failed(conn, delivery_id)
+        emails.mark_failed(conn, delivery_ids)
 
 
 class RelayServer:

@@ -27,7 +27,6 @@ import sqlite3
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -242,12 +241,6 @@ class JournalReader:
             "DELETE FROM hit WHERE seq <= ? AND t < ?", (upto_seq, before.timestamp())
         )
         return cur.rowcount
-
-    def iter_all(self) -> Iterator[RawHit]:
-        for row in self._conn.execute(
-            "SELECT seq, t, kind, delivery, link, ip, ua, method, headers FROM hit ORDER BY seq"
-        ):
-            yield self._to_hit(row)
 
     def close(self) -> None:
         self._conn.close()

@@ -148,7 +148,7 @@ Index("ix_contact_parentcustomerid", contact.c.parentcustomerid)
 lead = _party("lead", "leadid", "fullname")
 lead.append_column(Column("companyname", String(200)))
 # Parties are found by address whatever its case (outgoing.track, for every message the
-# relay takes; repo.find_party): lower(emailaddress1) indexed, not scanned (migration 0006).
+# relay takes; parties.find_many): lower(emailaddress1) indexed, not scanned (migration 0006).
 for _t in (account, contact, lead):
     Index(f"ix_{_t.name}_emailaddress1_lower", func.lower(_t.c.emailaddress1))
 

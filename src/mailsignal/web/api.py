@@ -18,7 +18,8 @@ from sqlalchemy import Engine
 
 from .. import instrument, outgoing
 from ..errors import AuthError, ForbiddenError, InputError
-from ..store import repo
+from ..addresses import normalise_address
+from ..store import emails, events, users
 from ..tokens import Signer
 
 
@@ -76,7 +77,7 @@ def current_user(request: Request) -> dict[str, Any]:
     if scheme.lower() != "bearer" or not key.strip():
         raise AuthError("send an API key as 'Authorization: Bearer <key>'")
     with _engine(request).begin() as conn:
-        return repo.user_for_api_key(conn, key.strip())
+        return users.user_for_api_key(conn, key.strip())
 
 
 User = Annotated[dict[str, Any], Depends(current_user)]
@@ -101,7 +102,7 @@ def create_email(body: EmailIn, request: Request, user: User) -> EmailCreated:
     """Register an outgoing email and return each recipient's instrumented copy."""
     if (
         user["accessrole"] != "admin"
-        and repo.normalise_address(body.sender) != user["internalemailaddress"]
+        and normalise_address(body.sender) != user["internalemailaddress"]
     ):
         raise ForbiddenError("a rep may only track email they send themselves")
     if body.sent_at is not None and body.sent_at.tzinfo is None:
@@ -159,7 +160,7 @@ def list_emails(request: Request, user: User, limit: int = 50) -> dict[str, Any]
     if not 1 <= limit <= 1000:
         raise InputError("limit must be between 1 and 1000")
     with _engine(request).connect() as conn:
-        rows = repo.list_emails(conn, viewer=user, limit=limit)
+        rows = emails.list_recent(conn, viewer=user, limit=limit)
     return {"value": [_jsonable(r) for r in rows]}
 
 
@@ -167,8 +168,8 @@ def list_emails(request: Request, user: User, limit: int = 50) -> dict[str, Any]
 def get_email(activityid: uuid.UUID, request: Request, user: User) -> dict[str, Any]:
     """One email with its raw and human counters and its deliveries."""
     with _engine(request).connect() as conn:
-        row = repo.get_email(conn, activityid, viewer=user)
-        row["deliveries"] = [_jsonable(d) for d in repo.deliveries(conn, activityid)]
+        row = emails.get(conn, activityid, viewer=user)
+        row["deliveries"] = [_jsonable(d) for d in emails.deliveries(conn, activityid)]
     return _jsonable(row)
 
 
@@ -176,8 +177,8 @@ def get_email(activityid: uuid.UUID, request: Request, user: User) -> dict[str, 
 def list_events(activityid: uuid.UUID, request: Request, user: User) -> dict[str, Any]:
     """Every event of the email (machine ones too), with verdict, confidence and reasons."""
     with _engine(request).connect() as conn:
-        repo.get_email(conn, activityid, viewer=user)
-        rows = repo.list_events(conn, activityid)
+        emails.get(conn, activityid, viewer=user)
+        rows = events.of_email(conn, activityid)
     return {"value": [_jsonable(r) for r in rows]}
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from ..errors import AuthError, FetchXmlError, MailSignalError
 from ..fetchxml import Caller, EntityInfo, execute, load_caller, parse
 from ..fetchxml.catalog import BY_ENTITY_SET
-from ..store import repo
+from ..store import users
 from ..store.schema import utcnow
 from .api import current_user
 
@@ -213,7 +213,7 @@ def who_am_i(request: Request) -> Any:
     def run() -> Any:
         with _engine(request).begin() as conn:
             user = current_user(request)
-            org = repo.get_org(conn)
+            org = users.get_org(conn)
         base = str(request.base_url).rstrip("/")
         return {
             "@odata.context": f"{base}{PREFIX}/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",

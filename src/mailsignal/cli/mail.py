@@ -1,21 +1,15 @@
-"""CLI for reply sync: `mailbox set|show`, `sync-replies`, `import mail` (Typer + Rich).
+"""`mailbox set|show` and `sync-replies`: reps' IMAP mailboxes, read for replies.
 
-The main app mounts `mailbox_app`, `sync_replies` and `import_app`; `app` below mounts
-the same commands on their own so this module also runs as `python -m
-mailsignal.mail.cli_mail`. Settings, engine and error handling follow `mailsignal.cli`
-(duplicated in a few lines rather than imported, so cli.py can import this module
-without a cycle). Passwords are read from standard input or a hidden prompt, never
-from argv (which `ps` and shell history show), and are never printed.
+Passwords are read from standard input or a hidden prompt, never from argv (which `ps`
+and shell history show), and are never printed.
 """
 
 from __future__ import annotations
 
 import json
-import mailbox as mboxlib
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -24,16 +18,15 @@ from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from .. import console
 from ..errors import InputError, MailSignalError
-from ..settings import Settings, load_keyring
-from .imap import connect_imap
-from .sync import IncomingMessage, Outcome, SyncSummary, import_messages, sync_all
-from .sync import mailboxes as mb
+from ..mail.imap import connect_imap
+from ..pipeline import mailboxes as mb
+from ..pipeline.mailsync import Outcome, SyncSummary, sync_all
+from ..settings import Keyring, Settings, load_keyring
+from . import common
+from .common import err, out
 
 mailbox_app = typer.Typer(no_args_is_help=True, help="Reps' IMAP mailboxes read for replies.")
-import_app = typer.Typer(no_args_is_help=True, help="Import data from files.")
-out, err = console.out, console.err
 COLUMNS = (  # summary column -> outcome
     ("replies", Outcome.REPLY),
     ("forwards", Outcome.FORWARD),
@@ -45,9 +38,6 @@ COLUMNS = (  # summary column -> outcome
     ("already stored", Outcome.DUPLICATE),
     ("errors", Outcome.ERROR),
 )
-
-
-_settings, _engine = console.settings, console.engine
 
 
 @mailbox_app.command("set")
@@ -75,9 +65,9 @@ def mailbox_set(
             "IMAP password (empty keeps the stored one)", default="", hide_input=True
         )
         password = typed or None
-    settings = _settings()
+    settings = common.settings()
     keyring = load_keyring(settings.secret_file)
-    with _engine(settings).begin() as conn:
+    with common.engine(settings).begin() as conn:
         row = mb.set_mailbox(
             conn,
             keyring,
@@ -102,8 +92,8 @@ def mailbox_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show mailboxes: server, folders, read cursor, last sync and last error (no secret)."""
-    settings = _settings()
-    with _engine(settings).connect() as conn:
+    settings = common.settings()
+    with common.engine(settings).connect() as conn:
         rows = mb.list_mailboxes(conn, address)
     if as_json:
         out.print_json(json.dumps(rows, default=str))
@@ -129,7 +119,7 @@ def mailbox_show(
     out.print(table if rows else "no mailboxes: add one with `mailsignal mailbox set`")
 
 
-def _progress() -> Progress:
+def progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -152,14 +142,14 @@ def _tracker(bar: Progress) -> Callable[[str, int, int], None]:
     return advance
 
 
-def _summary_table(rows: list[tuple[str, SyncSummary]], first: str) -> Table:
+def summary_table(rows: list[tuple[str, SyncSummary]], first: str) -> Table:
     table = Table(first, "read", *(name for name, _o in COLUMNS))
     for name, summary in rows:
         table.add_row(name, str(summary.read), *(str(summary.counts[o]) for _n, o in COLUMNS))
     return table
 
 
-def _report(summary: SyncSummary, label: str = "") -> None:
+def report(summary: SyncSummary, label: str = "") -> None:
     for note in summary.notes:
         err.print(f"[yellow]note:[/yellow] {note}")
     for problem in summary.errors:
@@ -174,8 +164,8 @@ def sync_replies(
     ] = False,
 ) -> None:
     """Read reps' mailboxes over IMAP and record replies, auto-replies and bounces."""
-    settings = _settings()
-    engine = _engine(settings)
+    settings = common.settings()
+    engine = common.engine(settings)
     keyring = load_keyring(settings.secret_file)
     stopped = _sync_once(engine, settings, keyring, user, full)
     if not follow:
@@ -199,67 +189,17 @@ def sync_replies(
 
 
 def _sync_once(
-    engine: Engine, settings: Settings, keyring: mb.Keyring, user: str | None, full: bool
+    engine: Engine, settings: Settings, keyring: Keyring, user: str | None, full: bool
 ) -> list[str]:
     """One pass over the mailboxes; prints the summary and returns why any stopped early."""
-    with _progress() as bar:
+    with progress() as bar:
         results = sync_all(
             engine, settings, keyring, connect_imap, address=user, full=full, progress=_tracker(bar)
         )
     if not results:
         out.print("no mailboxes: add one with `mailsignal mailbox set`")
         return []
-    out.print(_summary_table(results, "mailbox"))
+    out.print(summary_table(results, "mailbox"))
     for address, summary in results:
-        _report(summary, f"{address}: ")
+        report(summary, f"{address}: ")
     return [f"{a}: {s.failed}" for a, s in results if s.failed]
-
-
-def _messages(path: Path, errors: list[str]) -> Iterator[IncomingMessage]:
-    """Messages from an .eml file, an mbox file, or a directory of .eml/.mbox files."""
-    files = (
-        sorted(p for p in path.iterdir() if p.suffix.lower() in (".eml", ".mbox"))
-        if path.is_dir()
-        else [path]
-    )
-    for file in files:
-        try:
-            with file.open("rb") as fh:
-                head = fh.read(5)
-        except OSError as exc:
-            errors.append(f"{file.name}: cannot read ({exc.strerror})")
-            continue
-        if head == b"From ":  # the mbox separator line: an archive, not one message
-            box = mboxlib.mbox(file, create=False)
-            try:
-                for n, key in enumerate(box.keys(), 1):
-                    yield IncomingMessage(box.get_bytes(key), f"{file.name} #{n}")
-            finally:
-                box.close()
-        elif not head.strip():
-            errors.append(f"{file.name}: empty file")
-        else:
-            yield IncomingMessage(file.read_bytes(), file.name)
-
-
-@import_app.command("mail")
-def import_mail(
-    path: Annotated[Path, typer.Argument(help="An .eml file, an mbox file, or a directory.")],
-) -> None:
-    """Import replies from .eml files or mbox archives (matched like sync-replies)."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file or directory")
-    settings = _settings()
-    engine = _engine(settings)
-    errors: list[str] = []
-    with _progress() as bar:
-        task = bar.add_task(f"importing {path.name}", total=None)
-        summary = import_messages(
-            engine,
-            settings,
-            _messages(path, errors),
-            progress=lambda _w, done, _t: bar.update(task, completed=done),
-        )
-    summary.errors = errors + summary.errors
-    out.print(_summary_table([(path.name, summary)], "source"))
-    _report(summary)

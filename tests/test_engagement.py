@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailsignal.engagement import Weights, advance, contribution, score
 from mailsignal.model import EventKind, Verdict
-from mailsignal.scoring import Weights, advance, contribution, score
 
 W = Weights()
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

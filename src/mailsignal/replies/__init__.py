@@ -20,7 +20,7 @@ from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 
-from ...model import Classification, Evidence, Verdict
+from ..model import Classification, Evidence, Verdict
 from .dsn import TRACKING_HEADER, BounceInfo, BounceRecipient, bounce_info
 from .headers import Headers, address, date, message_ids, normalise_id
 from .rules import FAILURE_RULES, RULES, Rule, View

@@ -1,8 +1,4 @@
-"""CLI for the relay: `mailsignal relay` and `mailsignal outbound list|retry`.
-
-cli.py mounts these (`app.command()(relay)`, `app.add_typer(outbound_app, name="outbound")`);
-they repeat its three small helpers rather than import cli.py, which imports them.
-"""
+"""`relay` (the SMTP relay, with `relay_workers` processes) and `outbound list|retry`."""
 
 from __future__ import annotations
 
@@ -20,19 +16,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .. import console
+from ..mail.delivery import OutboundWorker
+from ..mail.outbound import QueuedMessage, Spool
+from ..mail.server import RelayServer, committed, mark_failed
+from ..mail.smarthost import SmtpTransport
 from ..settings import Settings, load_settings
 from ..store.db import migrate
-from .delivery import OutboundWorker
-from .outbound import QueuedMessage, Spool
-from .server import RelayServer, committed, mark_failed
-from .smarthost import SmtpTransport
+from . import common
 
-out = console.out
+out = common.out
 outbound_app = typer.Typer(no_args_is_help=True, help="The relay's outbound queue.")
-
-
-_engine, _signer = console.engine, console.signer
 
 
 def relay(
@@ -42,11 +35,11 @@ def relay(
     """Run the SMTP relay: track outgoing mail, queue it, forward it to the smarthost."""
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper())
-    engine = _engine(settings)
+    engine = common.engine(settings)
     migrate(engine)
     workers = settings.relay_workers
     server = RelayServer(
-        settings, engine, _signer(settings), host=host, port=port, reuse_port=workers > 1
+        settings, engine, common.signer(settings), host=host, port=port, reuse_port=workers > 1
     )
     try:
         if asyncio.run(_serve(server, workers)):
@@ -63,8 +56,10 @@ def _worker(host: str | None, port: int | None) -> None:
     """
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper())
-    engine = _engine(settings)
-    server = RelayServer(settings, engine, _signer(settings), host=host, port=port, reuse_port=True)
+    engine = common.engine(settings)
+    server = RelayServer(
+        settings, engine, common.signer(settings), host=host, port=port, reuse_port=True
+    )
     try:
         asyncio.run(_serve(server, 1, quiet=True))
     finally:
@@ -181,7 +176,7 @@ def outbound_retry(
 
 
 async def _deliver_once(settings: Settings, spool: Spool) -> None:
-    engine = _engine(settings)
+    engine = common.engine(settings)
     transport = SmtpTransport.from_settings(settings)
     worker = OutboundWorker(
         spool,

@@ -8,6 +8,7 @@ back to 0 and everything is read again, which stores nothing twice for the same 
 
 `MailSession` is the interface this layer needs from an IMAP client; `mail.imap` has the
 real implementation (imaplib) and a fake, so this module never touches a socket.
+Reply matching and storing is replies.py's.
 """
 
 from __future__ import annotations
@@ -20,14 +21,25 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Protocol
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from ...errors import MailSignalError
-from ...settings import Settings
-from ...store.schema import mailbox
-from . import mailboxes
-from .mailboxes import Keyring, MailAccount
-from .store import IncomingMessage, SyncSummary, store_messages
+from ..errors import MailSignalError
+from ..settings import Keyring, Settings
+from ..store import mailboxes as stored
+from .mailboxes import MailAccount, account, list_mailboxes
+from .replies import IncomingMessage, Outcome, SyncSummary, store_messages
+
+__all__ = [
+    "Connector",
+    "Fetched",
+    "IncomingMessage",
+    "MailSession",
+    "Outcome",
+    "SyncSummary",
+    "import_messages",
+    "sync_all",
+    "sync_mailbox",
+]
 
 BATCH = 25  # messages per fetch and per transaction: small enough to lose little on a drop
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -100,14 +112,14 @@ def sync_mailbox(
     summary = SyncSummary()
     try:  # a secret that no longer decrypts, or a server that refuses us, stops this one only
         with engine.begin() as conn:
-            account = mailboxes.account(conn, keyring, user_id)
-            state = mailboxes.cursor(conn, user_id)
-        session = connect(account)
+            mail_account = account(conn, keyring, user_id)
+            state = stored.cursor(conn, user_id)
+        session = connect(mail_account)
     except MailSignalError as exc:
         return _stop(engine, user_id, summary, exc.message)
-    reader = _Reader(engine, settings, session, account, batch, progress, summary)
+    reader = _Reader(engine, settings, session, mail_account, batch, progress, summary)
     try:
-        for folder in account.folders:
+        for folder in mail_account.folders:
             reader.read(folder, state.get(folder) or {}, full)
     except MailSignalError as exc:
         return _stop(engine, user_id, summary, exc.message)
@@ -115,7 +127,7 @@ def sync_mailbox(
         with contextlib.suppress(MailSignalError, OSError):
             session.close()
     with engine.begin() as conn:
-        mailboxes.finish(conn, user_id, None, datetime.now(UTC))
+        stored.finish(conn, user_id, None, datetime.now(UTC))
     return summary
 
 
@@ -145,7 +157,7 @@ class _Reader:
         user = self.account.user_id
         if not uids:  # still record the UIDVALIDITY, so a later change is noticed
             with self.engine.begin() as conn:
-                mailboxes.advance(conn, user, folder, validity, last)
+                stored.advance(conn, user, folder, validity, last)
             return
         for i in range(0, len(uids), self.batch):
             chunk = uids[i : i + self.batch]
@@ -155,7 +167,7 @@ class _Reader:
             ]
             with self.engine.begin() as conn:  # events and cursor move together, or neither
                 self.summary.add(store_messages(conn, incoming, self.settings))
-                mailboxes.advance(conn, user, folder, validity, max(chunk))
+                stored.advance(conn, user, folder, validity, max(chunk))
             if self.progress:
                 self.progress(f"{self.account.address} {folder}", i + len(chunk), len(uids))
 
@@ -163,7 +175,7 @@ class _Reader:
 def _stop(engine: Engine, user_id: uuid.UUID, summary: SyncSummary, error: str) -> SyncSummary:
     summary.failed = error
     with engine.begin() as conn:
-        mailboxes.finish(conn, user_id, error[:2000], datetime.now(UTC))
+        stored.finish(conn, user_id, error[:2000], datetime.now(UTC))
     return summary
 
 
@@ -179,15 +191,8 @@ def sync_all(
 ) -> list[tuple[str, SyncSummary]]:
     """Sync every configured mailbox (or one rep's); one failing mailbox stops only itself."""
     with engine.begin() as conn:
-        targets = [
-            (m["address"], m["systemuserid"]) for m in mailboxes.list_mailboxes(conn, address)
-        ]
+        targets = [(m["address"], m["systemuserid"]) for m in list_mailboxes(conn, address)]
     return [
         (addr, sync_mailbox(engine, settings, keyring, uid, connect, full=full, progress=progress))
         for addr, uid in targets
     ]
-
-
-def has_mailboxes(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        return conn.execute(select(mailbox.c.systemuserid).limit(1)).first() is not None

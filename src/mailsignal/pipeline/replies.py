@@ -10,8 +10,8 @@ A bounce marks the failed recipients' deliveries `failed`.
 Exactly once: `hitid` is "reply:" + the reply's normalised Message-ID (a SHA-256 when it
 is too long or missing), inserted with ON CONFLICT DO NOTHING, so reading a message
 again (a retried batch, a reset UIDVALIDITY, the same mail imported from a file) adds
-nothing. Machine replies are stored and labelled; `recount` leaves them out of
-`replycount`.
+nothing. Machine replies are stored and labelled; engagement.py leaves them out of
+`replycount` and the scores. Counters and scores move by the new events (tally.py).
 """
 
 from __future__ import annotations
@@ -25,16 +25,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
-from ...ingest import reasons_json, recount
-from ...model import Classification, EventKind, Evidence, Verdict, new_id
-from ...settings import Settings
-from ...store.bulk import insert_ignore
-from ...store.schema import email, emaildelivery, interactionforemail
+from ..engagement import effective_time
+from ..model import Classification, EventKind, Evidence, Verdict, new_id
 from ..replies import Analysis, Reference, ReplyKind, analyse, normalise_id, parse
+from ..settings import Settings
+from ..store import emails, events
+from . import tally
+from .rows import reasons_json
+from .tally import Change
 
-_IN_CHUNK = 500  # ids per IN (...) query: far below SQLite's bound-parameter limit
 _FUTURE = timedelta(days=1)  # a Date further ahead than this is a wrong clock, not a time
 
 
@@ -91,14 +92,6 @@ def hit_id(analysis: Analysis, raw: bytes) -> str:
     return f"reply:raw:{hashlib.sha256(raw).hexdigest()}"
 
 
-def _variants(refs: list[str]) -> list[str]:
-    # Exact spellings keep the messageid index usable; normalising case in SQL would not.
-    out: set[str] = set()
-    for ref in refs:
-        out |= {ref, f"<{ref}>", ref.lower(), f"<{ref.lower()}>"}
-    return sorted(out)
-
-
 def _uuid(text: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(text)
@@ -110,26 +103,18 @@ def _find_emails(conn: Connection, analyses: list[Analysis]) -> dict[str, Any]:
     """Sent emails by normalised Message-ID and by tracking id (UUID text)."""
     refs = sorted({r.id for a in analyses for r in a.references})
     found: dict[str, Any] = {}
-    cols = (email.c.activityid, email.c.messageid, email.c.sender, email.c.emailtrackingid)
-    names = _variants(refs)
-    for i in range(0, len(names), _IN_CHUNK):
-        for row in conn.execute(
-            select(*cols).where(email.c.messageid.in_(names[i : i + _IN_CHUNK]))
-        ):
-            found.setdefault(normalise_id(row.messageid or ""), row)
-    tracking = [u for r in refs if (u := _uuid(r)) is not None]
-    for i in range(0, len(tracking), _IN_CHUNK):
-        chunk = tracking[i : i + _IN_CHUNK]
-        for row in conn.execute(select(*cols).where(email.c.emailtrackingid.in_(chunk))):
-            found.setdefault(str(row.emailtrackingid), row)
+    for row in emails.by_message_ids(conn, refs):
+        found.setdefault(normalise_id(row.messageid or ""), row)
+    for row in emails.by_tracking_ids(conn, [u for r in refs if (u := _uuid(r)) is not None]):
+        found.setdefault(str(row.emailtrackingid), row)
     return found
 
 
-def _match(analysis: Analysis, emails: dict[str, Any]) -> tuple[Any, Reference] | None:
+def _match(analysis: Analysis, sent: dict[str, Any]) -> tuple[Any, Reference] | None:
     for ref in analysis.references:
-        row = emails.get(normalise_id(ref.id))
+        row = sent.get(normalise_id(ref.id))
         if row is None and ref.via == "x_mailsignal_id" and (u := _uuid(ref.id)) is not None:
-            row = emails.get(str(u))
+            row = sent.get(str(u))
         if row is not None:
             return row, ref
     return None
@@ -145,19 +130,6 @@ def _with(result: Classification, verdict: Verdict, *notes: Evidence) -> Classif
     )
 
 
-def _deliveries(conn: Connection, email_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
-    found: dict[uuid.UUID, list[Any]] = {}
-    d = emaildelivery
-    for i in range(0, len(email_ids), _IN_CHUNK):
-        for row in conn.execute(
-            select(d.c.deliveryid, d.c.emailactivityid, d.c.emailaddress)
-            .where(d.c.emailactivityid.in_(email_ids[i : i + _IN_CHUNK]))
-            .order_by(d.c.deliveryid)
-        ):
-            found.setdefault(row.emailactivityid, []).append(row)
-    return found
-
-
 def store_messages(
     conn: Connection, messages: Sequence[IncomingMessage], settings: Settings
 ) -> list[tuple[Outcome, str | None]]:
@@ -169,15 +141,15 @@ def store_messages(
             parsed.append((index, analyse(parse(message.raw))))
         except Exception as exc:  # parse/analyse are lenient; this guards hostile input only
             results[index] = (Outcome.ERROR, f"{message.origin}: unreadable ({exc!r:.120})")
-    emails = _find_emails(conn, [a for _i, a in parsed])
+    sent_emails = _find_emails(conn, [a for _i, a in parsed])
     matched: list[tuple[int, Analysis, Any, Reference]] = []
     for index, analysis in parsed:
-        found = _match(analysis, emails)
+        found = _match(analysis, sent_emails)
         if found is not None and analysis.sender == found[0].sender:
             results[index] = (Outcome.OWN, None)  # the rep's own message in the thread
         elif found is not None:
             matched.append((index, analysis, *found))
-    deliveries = _deliveries(conn, list({sent.activityid for _i, _a, sent, _r in matched}))
+    deliveries = emails.recipients(conn, {sent.activityid for _i, _a, sent, _r in matched})
     rows: dict[str, dict[str, Any]] = {}
     hits: dict[int, str] = {}
     failed: set[int] = set()
@@ -192,26 +164,38 @@ def store_messages(
             continue
         rows[row["hitid"]] = row
         results[index] = (Outcome(row["facts"]["reply"]["outcome"]), None)
-    stored, keys = interactionforemail.c.hitid, list(rows)
-    known: set[str] = set()
-    for i in range(0, len(keys), _IN_CHUNK):
-        known |= set(
-            conn.execute(select(stored).where(stored.in_(keys[i : i + _IN_CHUNK]))).scalars()
-        )
+    known = events.stored_hit_ids(conn, list(rows))
     for index, hit in hits.items():
         if hit in known:
             results[index] = (Outcome.DUPLICATE, None)
     fresh = [row for hit, row in rows.items() if hit not in known]
-    insert_ignore(conn, interactionforemail, fresh, "hitid")
-    if failed:  # idempotent, so a re-read bounce changes nothing
-        conn.execute(
-            update(emaildelivery)
-            .where(emaildelivery.c.deliveryid.in_(sorted(failed)))
-            .values(status="failed")
-        )
     if fresh:
-        recount(conn, {row["emailactivityid"] for row in fresh}, settings)
+        _store(conn, fresh, settings, now)
+    emails.mark_failed(conn, failed)  # idempotent, so a re-read bounce changes nothing
     return results
+
+
+def _store(
+    conn: Connection, fresh: list[dict[str, Any]], settings: Settings, now: datetime
+) -> None:
+    """Insert new reply events and tally them (all of them again, should another
+    writer have stored some meanwhile)."""
+    deliveries = events.deliveries(conn, {row["deliveryid"] for row in fresh}, lock=True)
+    if events.insert(conn, fresh) < len(fresh):
+        tally.rebuild(conn, {row["emailactivityid"] for row in fresh}, settings, now)
+        return
+    changes = [
+        Change(
+            row["deliveryid"],
+            row["interactiontype"],
+            None,
+            row["verdict"],
+            row["emailinteractiontime"],
+            effective_time(row["emailinteractiontime"], now),
+        )
+        for row in fresh
+    ]
+    tally.apply(conn, changes, deliveries, settings, now)
 
 
 _VIA = {
@@ -326,4 +310,5 @@ def _event(
         "reasons": reasons_json(result),
         "classifierversion": result.version,
         "hitid": hit_id(analysis, message.raw),
+        "createdon": now,
     }

@@ -1,0 +1,1 @@
+"""The command line (Typer + Rich): `main.py` mounts one module per command group."""

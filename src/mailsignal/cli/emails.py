@@ -1,0 +1,160 @@
+"""`emails` (track an .eml, show and list emails) and `events` (every event of an email)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .. import instrument, outgoing
+from ..errors import InputError
+from ..store import emails as store_emails
+from ..store import events as store_events
+from . import common
+from .common import out
+
+emails_app = typer.Typer(no_args_is_help=True, help="Track and inspect outgoing emails.")
+events_app = typer.Typer(no_args_is_help=True, help="Opens, clicks and replies.")
+
+SHOWN = (
+    "activityid",
+    "subject",
+    "sender",
+    "torecipients",
+    "senton",
+    "opencount",
+    "humanopencount",
+    "machineopencount",
+    "forwardopencount",
+    "linksclickedcount",
+    "humanlinksclickedcount",
+    "attachmentopencount",
+    "replycount",
+    "lastopenedtime",
+    "lasthumanopenedtime",
+    "engagementverdict",
+    "noiseflag",
+)
+KINDS = {0: "open", 1: "click", 2: "download", 3: "reply"}
+
+
+@emails_app.command("instrument")
+def emails_instrument(
+    file: Annotated[Path, typer.Argument(help="An .eml file (RFC 5322 message).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write each copy.")] = Path(
+        "instrumented"
+    ),
+    sender: Annotated[str | None, typer.Option(help="Default: the From address.")] = None,
+    sent_at: Annotated[datetime | None, typer.Option(help="Send time (default now, UTC).")] = None,
+) -> None:
+    """Track an .eml file: write one instrumented .eml per recipient into --out."""
+    if not file.is_file():
+        raise InputError(f"{file}: no such file")
+    msg = instrument.parse_message(file.read_bytes())
+    sender = sender or parseaddr(str(msg.get("From", "")))[1]
+    if not sender:
+        raise InputError(f"{file}: no From address; pass --sender")
+    recipients = outgoing.recipients_of(msg)
+    if not recipients:
+        raise InputError(f"{file}: no To or Cc recipients")
+    settings = common.settings()
+    with common.engine(settings).begin() as conn:
+        result = outgoing.track(
+            conn,
+            common.signer(settings),
+            settings.base_url,
+            msg,
+            sender=sender,
+            recipients=recipients,
+            sent_at=common.aware(sent_at),
+            honeypot=settings.honeypot,
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = Table("recipient", "tracked", "why not", "file")
+    for copy in result.copies:
+        path = out_dir / f"{result.activity_id}-{copy.delivery_id}.eml"
+        path.write_bytes(copy.message.as_bytes())
+        table.add_row(
+            copy.recipient,
+            "yes" if copy.decision.tracked else "no",
+            ", ".join(copy.decision.reasons),
+            str(path),
+        )
+    out.print(f"email {result.activity_id} ({result.message_id})")
+    out.print(table)
+
+
+@emails_app.command("show")
+def emails_show(
+    activity_id: Annotated[str, typer.Argument(help="The email's activityid.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show an email with its raw and human counters."""
+    settings = common.settings()
+    key = common.parse_uuid(activity_id)
+    with common.engine(settings).connect() as conn:
+        row = store_emails.get(conn, key)
+        row["deliveries"] = store_emails.deliveries(conn, key)
+    if as_json:
+        out.print_json(json.dumps(row, default=str))
+        return
+    table = Table("field", "value", show_header=False)
+    for name in SHOWN:
+        table.add_row(name, str(row[name]))
+    out.print(table)
+
+
+@emails_app.command("list")
+def emails_list(limit: Annotated[int, typer.Option(help="How many.")] = 20) -> None:
+    """List the most recent emails with raw and human counts."""
+    settings = common.settings()
+    with common.engine(settings).connect() as conn:
+        rows = store_emails.list_recent(conn, limit=limit)
+    table = Table("sent", "subject", "opens raw/human", "clicks raw/human", "verdict")
+    table.add_column("activityid", no_wrap=True, min_width=36)
+    for r in rows:
+        table.add_row(
+            str(r["senton"])[:16],
+            r["subject"][:40],
+            f"{r['opencount']}/{r['humanopencount']}",
+            f"{r['linksclickedcount']}/{r['humanlinksclickedcount']}",
+            r["engagementverdict"],
+            str(r["activityid"]),
+        )
+    out.print(table)
+
+
+@events_app.command("list")
+def events_list(
+    activity_id: Annotated[str, typer.Argument(help="The email's activityid.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List every event of an email with verdict, confidence and reasons."""
+    settings = common.settings()
+    key = common.parse_uuid(activity_id)
+    with common.engine(settings).connect() as conn:
+        store_emails.get(conn, key)
+        rows = store_events.of_email(conn, key)
+    if as_json:
+        for r in rows:
+            sys.stdout.write(json.dumps(r, default=str) + "\n")
+        return
+    table = Table("time", "kind", "recipient", "verdict", "conf", "reasons", "user agent")
+    for r in rows:
+        reasons = ", ".join(e["rule"] for e in (r["reasons"] or {}).get("fired", []))
+        table.add_row(
+            str(r["emailinteractiontime"])[:19],
+            KINDS.get(r["interactiontype"], "?"),
+            r["emailaddress"],
+            r["verdict"],
+            f"{r['confidence']:.2f}",
+            reasons,
+            (r["interactionuseragent"] or "")[:40],
+        )
+    out.print(table)

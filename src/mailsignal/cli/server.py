@@ -1,0 +1,123 @@
+"""Set up and run: `init`, `serve`, `ingest`, `demo`, `version`."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from ..settings import create_secret, load_settings
+from ..store import users
+from ..store.db import make_engine, migrate
+from . import common
+from .common import out
+
+
+def version() -> None:
+    """Print the MailSignal version."""
+    out.print(__version__)
+
+
+def init() -> None:
+    """Create the data directory, the signing key (0600), the schema and the organization."""
+    settings = common.settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    created = create_secret(settings.secret_file)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    with engine.begin() as conn:
+        org = users.get_org(conn)
+    out.print(f"data directory  {settings.data_dir}")
+    out.print(f"signing key     {settings.secret_file} ({'created' if created else 'kept'})")
+    out.print(f"database        {engine.url.render_as_string(hide_password=True)} (migrated)")
+    out.print(
+        f"organization    {org['name']} (tracking "
+        f"{'on' if org['isemailmonitoringallowed'] else 'off'})"
+    )
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (setting: host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (setting: port).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    ingest: Annotated[bool, typer.Option(help="Also run the ingest worker.")] = True,
+) -> None:
+    """Serve the tracker, REST API and UI (granian), and ingest hits in the background."""
+    from granian import Granian
+
+    settings = common.settings()
+    engine = common.engine(settings)
+    migrate(engine)
+    common.signer(settings)  # fail now, not in every worker, if the key is missing or unsafe
+    worker: multiprocessing.process.BaseProcess | None = None
+    if ingest:
+        worker = multiprocessing.get_context("spawn").Process(
+            target=_ingest_forever, name="mailsignal-ingest", daemon=True
+        )
+        worker.start()
+    out.print(
+        f"MailSignal {__version__} on http://{host or settings.host}:{port or settings.port}"
+        f" (tracking base URL {settings.base_url})"
+    )
+    try:
+        Granian(
+            "mailsignal.web.app:create_app",
+            factory=True,
+            interface="asgi",  # type: ignore[arg-type]
+            address=host or settings.host,
+            port=port or settings.port,
+            workers=workers or settings.workers,
+            loop="uvloop",  # type: ignore[arg-type]
+            log_level=settings.log_level,  # type: ignore[arg-type]
+        ).serve()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.join(5)
+
+
+def _ingest_forever() -> None:
+    from ..pipeline.worker import Ingestor
+
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    ingestor = Ingestor(make_engine(settings.db_url), settings)
+    ingestor.run_forever(threading.Event())
+
+
+def ingest(
+    follow: Annotated[bool, typer.Option(help="Keep polling the journal.")] = False,
+) -> None:
+    """Move journaled hits into the store (once, or continuously with --follow)."""
+    from ..pipeline.worker import Ingestor
+
+    settings = common.settings()
+    ingestor = Ingestor(common.engine(settings), settings)
+    if follow:
+        ingestor.run_forever(threading.Event())
+        return
+    out.print(f"ingested {ingestor.drain()} hits")
+
+
+def demo(
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing when emails already exist.")
+    ] = False,
+) -> None:
+    """Load demo data: a rep, contacts, tracked emails and real-world hits, labelled."""
+    from .. import demo as demo_data
+
+    settings = common.settings()
+    engine = common.engine(settings)
+    if if_empty and demo_data.has_data(engine):
+        out.print("demo: emails already exist; nothing loaded")
+        return
+    count = demo_data.load(engine, settings, common.signer(settings))
+    out.print(
+        f"demo: {count} emails from alice@northwind.test with their opens and clicks; "
+        "try `mailsignal emails list`"
+    )

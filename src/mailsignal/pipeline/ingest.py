@@ -1,0 +1,102 @@
+"""One batch of hits into the store: enrich, classify the timelines, insert, tally.
+
+Exactly-once by construction: every hit has a unique `hitid` (journal id + sequence, or
+the external id of an import) and is inserted with ON CONFLICT DO NOTHING, and the
+journal cursor moves in the same transaction as the events (worker.py). A crash between
+the two therefore re-reads a batch whose rows are already stored and adds nothing.
+
+The steps, in one transaction:
+
+1. name what the hits point at: deliveries (locked, so two workers never classify one
+   recipient at once), links, attachments; a hit naming nothing we sent is an orphan;
+2. enrich each hit and build its row;
+3. classify every touched recipient timeline with the new hits in it (timelines.py),
+   which labels the new rows and revises stored verdicts that changed;
+4. insert the new rows;
+5. tally: counters, scores and roll-ups move by what was added and revised (tally.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ..engagement import effective_time
+from ..enrich import Pipeline
+from ..model import RawHit, TokenKind
+from ..settings import Settings
+from ..store import events
+from . import tally
+from .rows import hit_row
+from .tally import Change
+from .timelines import reclassify
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    stored: int
+    duplicates: int
+    orphans: int  # hits whose delivery no longer exists (erased) or never did
+
+
+def store_hits(
+    conn: Connection,
+    hits: Sequence[RawHit],
+    enrichment: Pipeline,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+) -> IngestResult:
+    """Enrich, classify, store and count a batch of hits in the caller's transaction."""
+    if not hits:
+        return IngestResult(0, 0, 0)
+    now = now or datetime.now(UTC)
+    deliveries = events.deliveries(conn, {h.delivery_id for h in hits}, lock=True)
+    # An attachment hit's link id names a trackedattachment row, not a trackedlink.
+    links, files = events.targets(
+        conn,
+        {h.link_id for h in hits if h.link_id is not None and h.kind is not TokenKind.ATTACHMENT},
+        {h.link_id for h in hits if h.link_id is not None and h.kind is TokenKind.ATTACHMENT},
+    )
+    rows: list[dict[str, Any]] = []
+    orphans = 0
+    for hit in hits:
+        delivery = deliveries.get(hit.delivery_id)
+        target = None
+        if hit.link_id is not None:
+            target = (files if hit.kind is TokenKind.ATTACHMENT else links).get(hit.link_id)
+        if delivery is None or (
+            hit.link_id is not None and (target is None or target.emailactivityid != delivery.email)
+        ):
+            orphans += 1
+            continue
+        facts = enrichment.enrich(hit)
+        rows.append(hit_row(hit, facts, delivery.email, delivery.address, target, now))
+    candidates = len(rows)
+    _rewritten, changes = reclassify(
+        conn, {r["deliveryid"] for r in rows}, settings, new_rows=rows, now=now
+    )
+    added = events.insert(conn, rows)
+    if added < len(rows):
+        # Another writer stored some of these hits meanwhile (the delivery locks keep
+        # ingest workers apart; an import running beside them is not): which ones is not
+        # known, so the emails and parties are counted again from their events.
+        tally.rebuild(conn, {r["emailactivityid"] for r in rows}, settings, now)
+        return IngestResult(added, candidates - added, orphans)
+    changes += [
+        Change(
+            r["deliveryid"],
+            r["interactiontype"],
+            None,
+            r["verdict"],
+            r["emailinteractiontime"],
+            effective_time(r["emailinteractiontime"], now),
+        )
+        for r in rows
+    ]
+    tally.apply(conn, changes, deliveries, settings, now)
+    return IngestResult(added, candidates - added, orphans)

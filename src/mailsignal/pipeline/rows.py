@@ -1,0 +1,81 @@
+"""A hit and its facts as an `interactionforemail` row; a classification as stored reasons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..model import Classification, EventKind, Facts, RawHit, TokenKind, new_id
+
+KIND = {
+    TokenKind.OPEN: EventKind.OPEN,
+    TokenKind.CLICK: EventKind.CLICK,
+    TokenKind.HONEYPOT: EventKind.CLICK,
+    TokenKind.ATTACHMENT: EventKind.ATTACHMENT,
+}
+
+
+def location(facts: Facts) -> str | None:
+    """ "City, Country" as far as the network facts know it."""
+    net = facts.get("net", {})
+    parts = [p for p in (net.get("city"), net.get("country")) if p]
+    return ", ".join(parts) if parts else None
+
+
+def hit_row(
+    hit: RawHit,
+    facts: Facts,
+    email_id: Any,
+    address: str,
+    target: Any,
+    recorded: datetime,
+) -> dict[str, Any]:
+    """The event row of one hit (its verdict columns are filled in by classification).
+
+    `target` is the link or attachment row the hit names (None for an open); `recorded`
+    is the batch's time, which `createdon` gets so that a score can age every event from
+    a time not later than when it was first counted (engagement.effective_time).
+    """
+    is_file = hit.kind is TokenKind.ATTACHMENT
+    return {
+        "interactionforemailid": new_id(),
+        "emailactivityid": email_id,
+        "deliveryid": hit.delivery_id,
+        "linkid": None if is_file else hit.link_id,
+        "attachmentid": hit.link_id if is_file else None,
+        "interactiontype": int(KIND[hit.kind]),
+        "emailinteractiontime": hit.received_at,
+        "interactionlocation": location(facts),
+        "interactionuseragent": hit.user_agent,
+        "interactedcomponenttext": (
+            None if target is None else target.filename if is_file else target.url
+        ),
+        "emailaddress": address,
+        "ipaddress": hit.ip[:45],
+        "httpmethod": hit.method[:8],
+        "ishoneypot": hit.kind is TokenKind.HONEYPOT,
+        "headers": dict(hit.headers),
+        "facts": facts,
+        "hitid": hit.hit_id,
+        "externalid": hit.external_id,
+        "createdon": recorded,
+    }
+
+
+def reasons_json(result: Classification) -> dict[str, Any]:
+    """The stored form of a classification's reasons (`interactionforemail.reasons`)."""
+    return {
+        "fired": [
+            {"rule": e.rule, "verdict": str(e.verdict), "weight": e.weight, "text": e.text}
+            for e in result.fired
+        ],
+        "not_fired": list(result.not_fired),
+    }
+
+
+def label(row: dict[str, Any], result: Classification) -> None:
+    """Write a classification into an event row."""
+    row["verdict"] = str(result.verdict)
+    row["confidence"] = result.confidence
+    row["reasons"] = reasons_json(result)
+    row["classifierversion"] = result.version

@@ -1,0 +1,73 @@
+"""Classify stored events again: the periodic sweep and `classify --recompute`.
+
+Time-based rules (no click after seven days) change a verdict with no new event, and a
+new classifier version or changed `disabled_rules` changes every verdict: both re-run
+the timeline classifier over stored events (the raw facts are kept with each event, so
+nothing needs re-enriching). The sweep tallies what changed by delta, as ingest does;
+the full recompute rebuilds every touched email's counters and its parties' scores from
+all their events, so it also repairs anything that drifted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from ..classify import VERSION
+from ..settings import Settings
+from ..store import events
+from . import tally
+from .timelines import reclassify
+
+CHUNK = 500
+
+
+def _run(
+    engine: Engine,
+    settings: Settings,
+    delivery_ids: list[int],
+    progress: Callable[[int], None] | None,
+    *,
+    full: bool,
+) -> int:
+    changed = 0
+    for start in range(0, len(delivery_ids), CHUNK):
+        chunk = delivery_ids[start : start + CHUNK]
+        now = datetime.now(UTC)
+        with engine.begin() as conn:
+            deliveries = events.deliveries(conn, chunk, lock=True)
+            rewritten, revised = reclassify(conn, chunk, settings, now=now)
+            changed += rewritten
+            if full:
+                tally.rebuild(conn, {d.email for d in deliveries.values()}, settings, now)
+            else:
+                tally.apply(conn, revised, deliveries, settings, now)
+        if progress:
+            progress(len(chunk))
+    return changed
+
+
+def deliveries_with_events(engine: Engine, *, stale_only: bool = False) -> list[int]:
+    with engine.connect() as conn:
+        return events.deliveries_with_events(conn, stale_version=VERSION if stale_only else None)
+
+
+def recompute_all(
+    engine: Engine, settings: Settings, progress: Callable[[int], None] | None = None
+) -> int:
+    """Classify every stored event again and rebuild what counts them; returns how many
+    stored events got a new verdict or new reasons."""
+    return _run(engine, settings, deliveries_with_events(engine), progress, full=True)
+
+
+def sweep(engine: Engine, settings: Settings, now: datetime) -> int:
+    """Re-run deliveries whose seven-day window just closed, and any classified by an
+    older classifier version. Cheap enough to run every hour from the ingest worker."""
+    with engine.connect() as conn:
+        aged = events.deliveries_sent_between(
+            conn, now - timedelta(days=8), now - timedelta(days=7)
+        )
+    ids = sorted(set(aged) | set(deliveries_with_events(engine, stale_only=True)))
+    return _run(engine, settings, ids, None, full=False)

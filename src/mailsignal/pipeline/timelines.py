@@ -1,0 +1,149 @@
+"""Classify whole recipient timelines again, and say which stored verdicts changed.
+
+Classification is per recipient timeline (DESIGN §1 step 3): when new hits land, every
+event of each touched delivery is classified again, because a new event can change the
+verdict of an old one (a click confirms an open; a honeypot hit condemns a burst). The
+new hits join their timelines before they are stored, so they are inserted already
+labelled: no insert, read back and update of every new row.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ..classify import RULES, Context, Event, classify_timeline, disabled_rules
+from ..engagement import effective_time
+from ..model import EventKind
+from ..settings import Settings
+from ..store import events
+from .rows import label, reasons_json
+from .tally import Change
+
+
+def _stored(row: Any) -> Event:
+    return Event(
+        row.hitid,
+        EventKind(row.interactiontype),
+        row.emailinteractiontime,
+        row.ipaddress,
+        row.interactionuseragent,
+        row.httpmethod,
+        row.facts or {},
+        row.linkid,
+        bool(row.ishoneypot),
+        row.headers or {},
+    )
+
+
+def _new(row: dict[str, Any]) -> Event:
+    return Event(
+        row["hitid"],
+        EventKind(row["interactiontype"]),
+        row["emailinteractiontime"],
+        row["ipaddress"],
+        row["interactionuseragent"],
+        row["httpmethod"],
+        row["facts"],
+        row["linkid"],
+        row["ishoneypot"],
+        row["headers"],
+    )
+
+
+def reclassify(
+    conn: Connection,
+    delivery_ids: Iterable[int],
+    settings: Settings,
+    new_rows: list[dict[str, Any]] | None = None,
+    now: datetime | None = None,
+) -> tuple[int, list[Change]]:
+    """Classify every event of these deliveries again and store what changed: returns
+    how many stored events got new reasons, and those whose verdict changed.
+
+    `new_rows` (event rows not yet inserted) join their timelines and get their verdict
+    written into them; rows whose hit is stored already are dropped from the list (the
+    caller inserts what is left).
+    """
+    ids = sorted(set(delivery_ids))
+    if not ids:
+        return 0, []
+    disabled = disabled_rules(settings.disabled_rules)
+    now = now or datetime.now(UTC)
+    contexts = {
+        delivery: Context(
+            sent_at=sent_at,
+            link_count=links,
+            delivery_window_seconds=settings.delivery_window_seconds,
+            disabled=disabled,
+            now=now,
+        )
+        for delivery, (sent_at, links) in events.timeline_contexts(conn, ids).items()
+    }
+    # Per delivery: (time, hit id, Event, stored row or None, new row or None).
+    timelines: dict[int, list[tuple[Any, str, Event, Any, dict[str, Any] | None]]] = defaultdict(
+        list
+    )
+    stored: set[str] = set()
+    for row in events.stored_timelines(conn, ids):
+        stored.add(row.hitid)
+        timelines[row.deliveryid].append(
+            (row.emailinteractiontime, row.hitid, _stored(row), row, None)
+        )
+    if new_rows is not None:
+        fresh: list[dict[str, Any]] = []
+        touched: set[int] = set()
+        for new in new_rows:
+            if new["hitid"] not in stored:
+                stored.add(new["hitid"])
+                fresh.append(new)
+                touched.add(new["deliveryid"])
+                timelines[new["deliveryid"]].append(
+                    (new["emailinteractiontime"], new["hitid"], _new(new), None, new)
+                )
+        new_rows[:] = fresh
+        for delivery_id in touched:
+            timelines[delivery_id].sort(key=lambda t: (t[0], t[1]))
+    changes: list[dict[str, Any]] = []
+    revised: list[Change] = []
+    for delivery_id, entries in timelines.items():
+        results = classify_timeline([t[2] for t in entries], contexts[delivery_id], RULES)
+        for (at, hit_id, _e, row, pending), result in zip(entries, results, strict=True):
+            if pending is not None:
+                label(pending, result)
+                continue
+            verdict, reasons = str(result.verdict), reasons_json(result)
+            if (row.verdict, row.confidence, row.classifierversion, row.reasons) == (
+                verdict,
+                result.confidence,
+                result.version,
+                reasons,
+            ):
+                continue
+            changes.append(
+                {
+                    "b_hitid": hit_id,
+                    "b_verdict": verdict,
+                    "b_confidence": result.confidence,
+                    "b_reasons": reasons,
+                    "b_version": result.version,
+                }
+            )
+            if verdict != row.verdict:
+                revised.append(
+                    Change(
+                        delivery_id,
+                        int(row.interactiontype),
+                        row.verdict,
+                        verdict,
+                        at,
+                        effective_time(at, row.createdon),
+                    )
+                )
+    if changes:
+        events.revise(conn, changes)
+    return len(changes), revised

@@ -1,0 +1,83 @@
+"""The ingest worker: moves hits from one journal file into the store, batch by batch.
+
+`mailsignal serve` runs it in a child process and `mailsignal ingest --follow` on its
+own; with several tracker hosts, one per host (each reads its own journal). Each batch
+and the journal cursor commit together (ingest.py), and the hourly sweep applies the
+time-based rules (sweep.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from ..enrich import Pipeline
+from ..settings import Settings
+from ..store import journal_cursor
+from ..store.journal import JournalReader
+from .enrichment import default_enrichment
+from .ingest import IngestResult, store_hits
+from .sweep import sweep
+
+log = logging.getLogger(__name__)
+SWEEP_SECONDS = 3600.0
+
+
+class Ingestor:
+    """Moves hits from one journal file into the store, batch by batch."""
+
+    def __init__(self, engine: Engine, settings: Settings, enrichment: Pipeline | None = None):
+        self.engine = engine
+        self.settings = settings
+        self.enrichment = enrichment or default_enrichment(settings)
+        self.reader = JournalReader(settings.journal_file)
+
+    def run_once(self) -> IngestResult:
+        with self.engine.begin() as conn:
+            cursor = journal_cursor.position(conn, self.reader.journal_id)
+            batch = self.reader.read(cursor, self.settings.ingest_batch_size)
+            if not batch.hits:
+                return IngestResult(0, 0, 0)
+            result = store_hits(conn, batch.hits, self.enrichment, self.settings)
+            journal_cursor.advance(conn, batch.journal_id, batch.last_seq)
+        if result.orphans:
+            log.warning("%d hits named deliveries that do not exist; skipped", result.orphans)
+        keep = timedelta(hours=self.settings.journal_retention_hours)
+        self.reader.prune(batch.last_seq, datetime.now(UTC) - keep)
+        return result
+
+    def drain(self) -> int:
+        """Ingest until the journal has nothing new; returns hits stored."""
+        total = 0
+        while True:
+            result = self.run_once()
+            total += result.stored
+            if result.stored + result.duplicates + result.orphans == 0:
+                return total
+
+    def run_forever(self, stop: threading.Event) -> None:
+        next_sweep = 0.0
+        while not stop.is_set():
+            if time.monotonic() >= next_sweep:
+                # Time-based rules (seven days without a click) change verdicts with no
+                # new hit; an hourly sweep applies them.
+                next_sweep = time.monotonic() + SWEEP_SECONDS
+                try:
+                    sweep(self.engine, self.settings, datetime.now(UTC))
+                except Exception:
+                    log.exception("sweep failed; next try in an hour")
+            try:
+                result = self.run_once()
+            except Exception:  # keep the worker alive; the batch is retried next round
+                log.exception("ingest batch failed; retrying")
+                stop.wait(self.settings.ingest_interval_seconds * 4)
+                continue
+            if result.stored + result.duplicates + result.orphans == 0:
+                stop.wait(self.settings.ingest_interval_seconds)
+
+    def close(self) -> None:
+        self.reader.close()

@@ -1,0 +1,295 @@
+"""Events (`interactionforemail`): one row per open, click, download or reply.
+
+Events are written by the pipeline (pipeline/), which owns when; this module owns how:
+the rows a timeline is classified from, the verdicts revised, the lists people read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, select, update
+
+from ..model import EventKind
+from .bulk import executemany, insert_ignore
+from .schema import (
+    contact,
+    email,
+    emaildelivery,
+    interactionforemail,
+    trackedattachment,
+    trackedlink,
+)
+
+Row = dict[str, Any]
+_IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's bound-parameter limit
+EXPORT_COLUMNS = (
+    "interactionforemailid",
+    "emailactivityid",
+    "deliveryid",
+    "emailaddress",
+    "interactiontype",
+    "emailinteractiontime",
+    "ipaddress",
+    "interactionuseragent",
+    "httpmethod",
+    "interactedcomponenttext",
+    "interactionlocation",
+    "verdict",
+    "confidence",
+    "reasons",
+    "classifierversion",
+    "hitid",
+    "externalid",
+)
+
+
+def of_email(conn: Connection, activity_id: uuid.UUID) -> list[Row]:
+    """Every event of one email (machine ones too), in time order."""
+    ev = interactionforemail
+    rows = conn.execute(
+        select(ev)
+        .where(ev.c.emailactivityid == activity_id)
+        .order_by(ev.c.emailinteractiontime, ev.c.hitid)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def stream(conn: Connection, since: datetime | None = None, batch: int = 2000) -> Iterator[Row]:
+    """Every event in time order with the exported columns, `batch` rows at a time."""
+    ev = interactionforemail
+    stmt = select(*(ev.c[name] for name in EXPORT_COLUMNS)).order_by(
+        ev.c.emailinteractiontime, ev.c.hitid
+    )
+    if since is not None:
+        stmt = stmt.where(ev.c.emailinteractiontime >= since)
+    for row in conn.execution_options(yield_per=batch).execute(stmt).mappings():
+        yield dict(row)
+
+
+# --- what the pipeline reads and writes --------------------------------------------------
+
+
+def by_id(conn: Connection, key: Any, ids: set[int], *columns: Any) -> dict[int, Any]:
+    """Rows of `key`'s table for these ids, keyed by id (no query when there are none)."""
+    if not ids:
+        return {}
+    return {row[0]: row for row in conn.execute(select(key, *columns).where(key.in_(ids)))}
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One recipient's copy as the pipeline needs it: its email, its address, and the
+    parties its events count for (the recipient, and a contact's account)."""
+
+    email: uuid.UUID
+    address: str
+    parties: tuple[tuple[str, uuid.UUID], ...]
+
+
+def deliveries(conn: Connection, ids: Iterable[int], *, lock: bool = False) -> dict[int, Delivery]:
+    """These deliveries by id. `lock` takes their rows for the transaction (PostgreSQL
+    `FOR UPDATE`, in id order), so two ingest workers never reclassify one recipient's
+    timeline at the same time; SQLite has one writer anyway."""
+    d, c = emaildelivery, contact
+    wanted = sorted(set(ids))
+    found: dict[int, Delivery] = {}
+    for i in range(0, len(wanted), _IN_CHUNK):
+        stmt = (
+            select(
+                d.c.deliveryid,
+                d.c.emailactivityid,
+                d.c.emailaddress,
+                d.c.recipientobjecttypecode,
+                d.c.recipientobjectid,
+                c.c.parentcustomerid,
+            )
+            .select_from(
+                d.outerjoin(
+                    c,
+                    and_(
+                        d.c.recipientobjecttypecode == "contact",
+                        c.c.contactid == d.c.recipientobjectid,
+                    ),
+                )
+            )
+            .where(d.c.deliveryid.in_(wanted[i : i + _IN_CHUNK]))
+            .order_by(d.c.deliveryid)
+        )
+        if lock:
+            stmt = stmt.with_for_update(of=d)
+        for delivery, activity, address, kind, party, parent in conn.execute(stmt):
+            parties: tuple[tuple[str, uuid.UUID], ...] = ()
+            if party is not None and kind is not None:
+                parties = ((kind, party),)
+                if parent is not None:
+                    parties += (("account", parent),)
+            found[delivery] = Delivery(activity, address, parties)
+    return found
+
+
+def targets(
+    conn: Connection, link_ids: set[int], attachment_ids: set[int]
+) -> tuple[dict[int, Any], dict[int, Any]]:
+    """What a batch of hits names besides deliveries: links (email, url, honeypot) and
+    attachments (email, file name), each keyed by id."""
+    link, file = trackedlink, trackedattachment
+    links = by_id(
+        conn, link.c.linkid, link_ids, link.c.emailactivityid, link.c.url, link.c.ishoneypot
+    )
+    files = by_id(
+        conn, file.c.attachmentid, attachment_ids, file.c.emailactivityid, file.c.filename
+    )
+    return links, files
+
+
+def timeline_contexts(
+    conn: Connection, delivery_ids: list[int]
+) -> dict[int, tuple[datetime | None, int]]:
+    """{delivery: (its email's send time, the email's number of non-honeypot links)}."""
+    link_counts: dict[uuid.UUID, int] = dict(
+        conn.execute(
+            select(trackedlink.c.emailactivityid, func.count())
+            .where(trackedlink.c.ishoneypot.is_(False))
+            .where(
+                trackedlink.c.emailactivityid.in_(
+                    select(emaildelivery.c.emailactivityid).where(
+                        emaildelivery.c.deliveryid.in_(delivery_ids)
+                    )
+                )
+            )
+            .group_by(trackedlink.c.emailactivityid)
+        ).all()
+    )
+    return {
+        row.deliveryid: (row.senton, link_counts.get(row.activityid, 0))
+        for row in conn.execute(
+            select(emaildelivery.c.deliveryid, email.c.activityid, email.c.senton)
+            .join(email, email.c.activityid == emaildelivery.c.emailactivityid)
+            .where(emaildelivery.c.deliveryid.in_(delivery_ids))
+        )
+    }
+
+
+def stored_timelines(conn: Connection, delivery_ids: list[int]) -> Iterator[Any]:
+    """Every stored hit event (not replies) of these deliveries, by delivery then time,
+    with what the classifier reads and the stored verdict."""
+    ev = interactionforemail
+    return iter(
+        conn.execute(
+            select(
+                ev.c.deliveryid,
+                ev.c.hitid,
+                ev.c.interactiontype,
+                ev.c.emailinteractiontime,
+                ev.c.ipaddress,
+                ev.c.interactionuseragent,
+                ev.c.httpmethod,
+                ev.c.facts,
+                ev.c.linkid,
+                ev.c.ishoneypot,
+                ev.c.headers,
+                ev.c.verdict,
+                ev.c.confidence,
+                ev.c.reasons,
+                ev.c.classifierversion,
+                ev.c.createdon,
+            )
+            .where(ev.c.deliveryid.in_(delivery_ids))
+            .where(ev.c.interactiontype != int(EventKind.REPLY))
+            .order_by(ev.c.deliveryid, ev.c.emailinteractiontime, ev.c.hitid)
+        )
+    )
+
+
+def insert(conn: Connection, rows: list[Row]) -> int:
+    """Insert event rows, skipping any whose `hitid` is stored already; returns rows added."""
+    return insert_ignore(conn, interactionforemail, rows, "hitid")
+
+
+_REVISE = (
+    update(interactionforemail)
+    .where(interactionforemail.c.hitid == bindparam("b_hitid"))
+    .values(
+        verdict=bindparam("b_verdict"),
+        confidence=bindparam("b_confidence"),
+        reasons=bindparam("b_reasons"),
+        classifierversion=bindparam("b_version"),
+    )
+)
+
+
+def revise(conn: Connection, changes: list[Row]) -> None:
+    """New verdicts for stored events: rows of b_hitid, b_verdict, b_confidence,
+    b_reasons, b_version."""
+    executemany(conn, _REVISE, changes)
+
+
+def tallies(conn: Connection, email_ids: list[uuid.UUID]) -> Iterator[Any]:
+    """(email, kind, verdict, count, latest time) of these emails' events."""
+    ev = interactionforemail
+    return iter(
+        conn.execute(
+            select(
+                ev.c.emailactivityid,
+                ev.c.interactiontype,
+                ev.c.verdict,
+                func.count(),
+                func.max(ev.c.emailinteractiontime),
+            )
+            .where(ev.c.emailactivityid.in_(email_ids))
+            .group_by(ev.c.emailactivityid, ev.c.interactiontype, ev.c.verdict)
+        )
+    )
+
+
+def stored_hit_ids(conn: Connection, keys: list[str]) -> set[str]:
+    """Which of these hit ids are stored already."""
+    stored = interactionforemail.c.hitid
+    found: set[str] = set()
+    for i in range(0, len(keys), _IN_CHUNK):
+        found |= set(
+            conn.execute(select(stored).where(stored.in_(keys[i : i + _IN_CHUNK]))).scalars()
+        )
+    return found
+
+
+def deliveries_with_events(conn: Connection, *, stale_version: str | None = None) -> list[int]:
+    """Deliveries that have events (only those classified by another version than
+    `stale_version`, when given), ascending."""
+    ev = interactionforemail
+    stmt = select(ev.c.deliveryid).distinct()
+    if stale_version is not None:
+        stmt = stmt.where(ev.c.classifierversion != stale_version)
+    return sorted(conn.execute(stmt).scalars().all())
+
+
+def deliveries_sent_between(conn: Connection, start: datetime, end: datetime) -> list[int]:
+    """Deliveries with events whose email was sent in [start, end)."""
+    return list(
+        conn.execute(
+            select(emaildelivery.c.deliveryid)
+            .join(email, email.c.activityid == emaildelivery.c.emailactivityid)
+            .where(email.c.senton >= start, email.c.senton < end)
+            .where(
+                select(func.count())
+                .where(interactionforemail.c.deliveryid == emaildelivery.c.deliveryid)
+                .scalar_subquery()
+                > 0
+            )
+        ).scalars()
+    )
+
+
+def emails_of_deliveries(conn: Connection, delivery_ids: list[int]) -> list[uuid.UUID]:
+    return list(
+        conn.execute(
+            select(emaildelivery.c.emailactivityid)
+            .distinct()
+            .where(emaildelivery.c.deliveryid.in_(delivery_ids))
+        ).scalars()
+    )
