@@ -21,7 +21,7 @@ from .addresses import normalise_address
 from .attachments import AttachmentLink, find_attachments, replace_attachments
 from .errors import InputError, NotFoundError
 from .model import TokenKind, TrackingDecision, new_id
-from .store import emails, parties, users
+from .store import parties, sent, users
 from .store.files import AttachmentFiles, AttachmentMeta
 from .tokens import Signer
 
@@ -158,7 +158,7 @@ def track(
         decisions.append((address, decision, party))
     regarding = next((p for _a, _d, p in decisions if p is not None), None)
 
-    activity_id = emails.insert_email(
+    activity_id = sent.insert_email(
         conn,
         {
             "activityid": new_id(),
@@ -177,15 +177,15 @@ def track(
     if prepared is None:
         prepared = instrument.prepare(mail)
     links = prepared.links
-    positions = emails.insert_links(conn, activity_id, [(link.url, link.text) for link in links])
+    positions = sent.insert_links(conn, activity_id, [(link.url, link.text) for link in links])
     link_ids = {links[position].url: link_id for position, link_id in positions.items()}
     honeypot_link: int | None = None
     if honeypot and any(d.tracked for _a, d, _p in decisions):
-        honeypot_link = emails.insert_honeypot(conn, activity_id, len(links))
+        honeypot_link = sent.insert_honeypot(conn, activity_id, len(links))
     files: dict[int, tuple[int, AttachmentMeta]] = {}
     if attachments is not None and any(d.tracked for _a, d, _p in decisions):
         files = _store_attachments(conn, attachments, mail, activity_id)
-    delivery_ids = emails.insert_deliveries(
+    delivery_ids = sent.insert_deliveries(
         conn,
         activity_id,
         [
@@ -226,7 +226,7 @@ def _store_attachments(
         digest = found.sha256
         meta = AttachmentMeta(digest, found.filename[:255], found.content_type[:255], found.size)
         path = files.put(found.data, digest)
-        attachment_id = emails.insert_attachment(
+        attachment_id = sent.insert_attachment(
             conn,
             activity_id,
             {
