@@ -39,7 +39,7 @@ from pathlib import Path
 from evalset import SCENARIOS, SEED, EvalSet, Hit, generate
 
 from mailsignal.classify import RULES, VERSION, Context, Event, classify_timeline, disabled_rules
-from mailsignal.classify.base import PRIOR, UNKNOWN_MARGIN
+from mailsignal.classify.rule import PRIOR, UNKNOWN_MARGIN
 from mailsignal.enrich import Pipeline
 from mailsignal.model import Classification, EventKind, Facts, RawHit, TokenKind, Verdict
 from mailsignal.settings import Settings

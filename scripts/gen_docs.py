@@ -109,18 +109,54 @@ prints precision and recall per event kind and per email beside three baselines.
 |---|---|---|---|---|---|---|
 """
 
+FACTS_INTRO = """
+## Enrichment facts
+
+Rules read what the enrichers wrote about each hit by the names the enrichers declare:
+`ua.*` from the user-agent enricher, `net.*` from the network enricher (their declarations
+are `USER_AGENT_FACTS` and `NETWORK_FACTS` in `src/mailsignal/model.py`). The classifier
+reads a fact as its kind says: `bool` its truth, `str` as text, `labels` as a set of
+labels (stored as a JSON list), `any` as stored. A fact missing from a stored hit (an
+older row, or an enricher that failed and left `{"error": ...}` in its namespace) reads
+as its default. "agent", which the sentences use, is `ua.family`, else the first 60
+characters of the user agent.
+
+To add an enricher: write a class in its own module under `src/mailsignal/enrich/` with
+a `namespace`, `provides` (one `FactSpec` per key it writes: name, kind, default, what it
+holds) and `enrich(hit) -> dict`; add it to `Pipeline.default()`. A rule reading its
+facts names them in its row in `classify/rules.py` (`facts=("ns.name",)`, read in the
+check as `features["ns.name"]`; or `lookups=` for a per-event `event.fact("ns.name")`).
+Ingest hands the classifier `pipeline.facts`, and a rule naming a fact no enricher
+declares is refused before anything runs. `tests/classify/test_plugin.py` does all this.
+
+| fact | kind | when missing | what it holds | read by |
+|---|---|---|---|---|
+"""
+
 
 def rules_md() -> str:
-    from mailsignal.classify import RULES, VERSION
+    from mailsignal.classify import RULES, VERSION, Derived
+    from mailsignal.enrich import Pipeline
 
     lines = [RULES_INTRO.format(version=VERSION).rstrip("\n")]
     for rule in RULES:
         kinds = ", ".join(sorted(k.name.lower() for k in rule.kinds))
         lines.append(
-            f"| `{rule.id}` | {kinds} | {rule.weight:+g} | "
+            f"| `{rule.id}` | {rule.verdict} | {kinds} | {rule.weight:+g} | "
             f"{'timeline' if rule.timeline else 'event'} | {rule.description} | "
             f"{rule.source} |"
         )
+    # Which rules read each fact: by name, per event (`lookups`), or through a derived value.
+    readers: dict[str, list[str]] = {}
+    for rule in RULES:
+        for read in (*rule.facts, *rule.lookups):
+            for name in read.reads if isinstance(read, Derived) else (read,):
+                readers.setdefault(name, []).append(rule.id)
+    lines.append(FACTS_INTRO.rstrip("\n"))
+    for name, spec in Pipeline.default().facts.items():
+        default = "empty" if spec.default == frozenset() else f"`{spec.default!r}`"
+        read_by = ", ".join(f"`{r}`" for r in dict.fromkeys(readers.get(name, []))) or "-"
+        lines.append(f"| `{name}` | {spec.kind} | {default} | {spec.description} | {read_by} |")
     return "\n".join(lines) + "\n"
 
 

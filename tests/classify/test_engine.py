@@ -1,8 +1,9 @@
 """classify_timeline's caches change nothing: it must give what running every rule on every
 event gives (the reference below), whatever repeats, is disabled or is missing.
 
-The reference reads facts through `Event.fact` (not `read_features`' fast path), runs every
-check in table order and combines, as the classifier did before it learnt to reuse answers.
+The reference reads each declared fact from the stored dicts itself (not through the
+compiled Features reader), runs every check in table order and combines, as the
+classifier did before it learnt to reuse answers.
 """
 
 from __future__ import annotations
@@ -19,43 +20,61 @@ import pytest
 from mailsignal.classify import (
     RULE_IDS,
     RULES,
+    VERSION,
     Context,
+    Derived,
     Event,
+    Features,
     Rule,
     Timeline,
-    base,
     classify_timeline,
     combine,
+    compiler,
 )
-from mailsignal.classify.base import Check, FactCheck, Features
+from mailsignal.classify.rule import Check, FactCheck
 from mailsignal.enrich import Pipeline
-from mailsignal.model import Classification, EventKind, Evidence, RawHit, TokenKind, Verdict
+from mailsignal.model import (
+    STANDARD_FACTS,
+    Classification,
+    EventKind,
+    Evidence,
+    FactKind,
+    FactRegistry,
+    RawHit,
+    TokenKind,
+    Verdict,
+)
 
 PIPE = Pipeline.default()
 SENT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+_MISSING = object()
+KINDS: dict[FactKind, Any] = {
+    FactKind.BOOL: bool,
+    FactKind.STR: str,
+    FactKind.LABELS: lambda v: frozenset(v or ()),
+    FactKind.ANY: lambda v: v,
+}
+DERIVED = {d for r in RULES for d in r.facts if isinstance(d, Derived)}
 
 
-def _features(ev: Event) -> Features:
-    return Features(
-        ev.kind,
-        ev.method,
-        ev.honeypot,
-        str(ev.fact("ua", "category", "unknown")),
-        ev.fact("ua", "family"),
-        str(ev.fact("ua", "family") or ev.user_agent[:60] or "(none)"),
-        bool(ev.fact("ua", "empty")),
-        bool(ev.fact("ua", "bare_mozilla")),
-        bool(ev.fact("ua", "outdated_chrome")),
-        frozenset(ev.fact("net", "labels", ()) or ()),
-        ev.fact("net", "owner"),
-    )
+def view(ev: Event, registry: FactRegistry = STANDARD_FACTS) -> dict[str, Any]:
+    """Every declared fact of `ev` as rules should see it, read one by one from its dicts."""
+    seen: dict[str, Any] = {"kind": ev.kind, "method": ev.method, "honeypot": ev.honeypot}
+    for name, spec in registry.items():
+        namespace, _, key = name.partition(".")
+        space = ev.facts.get(namespace)
+        value = space.get(key, _MISSING) if isinstance(space, dict) else _MISSING
+        seen[name] = spec.default if value is _MISSING else KINDS[spec.kind](value)
+    for derived in DERIVED:
+        seen[derived.name] = derived.compute(ev, *(seen[name] for name in derived.reads))
+    return seen
 
 
 def reference(events: Sequence[Event], ctx: Context, rules: Sequence[Rule]) -> list[Classification]:
     def run(rule: Rule, ev: Event, i: int, t: Timeline) -> str | None:
         if rule.reads == "facts":
-            return cast(FactCheck, rule.check)(_features(ev))
-        if rule.when is not None and not rule.when(_features(ev)):
+            return cast(FactCheck, rule.check)(cast(Features, view(ev)))
+        if rule.when is not None and not rule.when(cast(Features, view(ev))):
             return None
         return cast(Check, rule.check)(ev, i, t, ctx)
 
@@ -85,9 +104,7 @@ def reference(events: Sequence[Event], ctx: Context, rules: Sequence[Rule]) -> l
         all_fired = tuple(fired + more)
         verdict, confidence = combine(ev.kind, all_fired)
         out.append(
-            Classification(
-                verdict, confidence, all_fired, tuple(not_fired + more_not), base.VERSION
-            )
+            Classification(verdict, confidence, all_fired, tuple(not_fired + more_not), VERSION)
         )
     return out
 
@@ -158,6 +175,19 @@ def _hits(seed: int, n: int) -> list[Event]:
 SEEDS = range(60)
 
 
+def _damaged(facts: dict[str, Any], how: int) -> dict[str, Any]:
+    """Facts as older rows or failed enrichers leave them: the declared defaults apply."""
+    ua, net = facts["ua"], facts["net"]
+    return [
+        {"ua": {"error": "KeyError: 'x'"}, "net": net},  # the ua enricher failed
+        {"ua": ua, "net": {"error": "ValueError: y"}},
+        {"ua": {k: v for k, v in ua.items() if k != "family"}, "net": net},  # an older row
+        {"ua": ua, "net": {**net, "labels": None}},
+        {"ua": None, "net": net},  # not a namespace at all
+        {"net": net},
+    ][how % 6]
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_same_on_random_timelines(seed: int) -> None:
     events = _hits(seed, 1 + seed % 12)
@@ -166,6 +196,18 @@ def test_same_on_random_timelines(seed: int) -> None:
         _check(events, dataclasses.replace(ctx, disabled=frozenset({RULES[seed % 27].id})))
         _check(events, ctx, [r for r in RULES if r.id != RULES[seed % 27].id])  # a list
         _check([dataclasses.replace(e, facts={}) for e in events], ctx)
+        damaged = [
+            dataclasses.replace(e, facts=_damaged(e.facts, seed + i)) for i, e in enumerate(events)
+        ]
+        _check(damaged, ctx)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.id for r in RULES])
+def test_each_rule_declares_what_it_reads(rule: Rule) -> None:
+    # Alone, a rule's Features hold only what it names: reading anything else is a KeyError.
+    for seed in SEEDS[:30]:
+        for ctx in CONTEXTS:
+            _check(_hits(seed, 1 + seed % 12), ctx, (rule,))
 
 
 def test_the_random_timelines_make_every_rule_fire() -> None:
@@ -180,9 +222,9 @@ def test_the_random_timelines_make_every_rule_fire() -> None:
 
 
 def test_same_when_the_caches_keep_starting_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(base, "_MAX_KNOWN", 3)
-    monkeypatch.setattr(base, "_PLANS", {})
-    monkeypatch.setattr(base, "_last", None)
+    monkeypatch.setattr(compiler, "_MAX_KNOWN", 3)
+    monkeypatch.setattr(compiler, "_PLANS", {})
+    monkeypatch.setattr(compiler, "_last", None)
     for seed in range(10):
         _check(_hits(seed, 8), CONTEXTS[seed % len(CONTEXTS)])
 
@@ -214,11 +256,19 @@ def test_when_is_part_of_the_rule_and_spares_the_check() -> None:
         return "fired"
 
     rule = Rule(
-        "x.when", Verdict.MACHINE, -1.0, "d", "s", slow, reads="event", when=lambda f: f.empty
+        "x.when",
+        Verdict.MACHINE,
+        -1.0,
+        "d",
+        "s",
+        slow,
+        reads="event",
+        when=lambda f: f["ua.empty"],
+        facts=("ua.empty",),
     )
     events = _hits(3, 12)
     results = classify_timeline(events, CONTEXTS[0], (rule,))
-    empty = [e.key for e in events if e.features.empty]
+    empty = [e.key for e in events if e.features["ua.empty"]]
     assert called == empty and 0 < len(empty) < len(events)
     assert results == reference(events, CONTEXTS[0], (rule,))
     assert [r.fired != () for r in results] == [e.key in empty for e in events]
@@ -238,6 +288,10 @@ def test_a_rule_must_say_what_it_reads() -> None:
         Rule("x.y", Verdict.MACHINE, -1.0, "d", "s", lambda f: None, reads="timelines")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="`when`"):
         Rule("x.y", Verdict.MACHINE, -1.0, "d", "s", lambda f: None, when=lambda f: True)
+    with pytest.raises(ValueError, match="tuple of names"):
+        Rule("x.y", Verdict.MACHINE, -1.0, "d", "s", lambda f: None, facts="ua.category")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`lookups`"):
+        Rule("x.y", Verdict.MACHINE, -1.0, "d", "s", lambda f: None, lookups=("ua.os",))
 
 
 def test_event_is_still_a_frozen_dataclass_with_the_same_constructor() -> None:
@@ -252,4 +306,5 @@ def test_event_is_still_a_frozen_dataclass_with_the_same_constructor() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.key = "other"  # type: ignore[misc]
     changed = dataclasses.replace(event, facts={"ua": {"category": "browser"}})
-    assert event.features.category == "unknown" and changed.features.category == "browser"
+    assert event.features["ua.category"] == "unknown"
+    assert changed.features["ua.category"] == "browser"

@@ -1,4 +1,4 @@
-"""Pipeline: ordered enrichers, one namespace each, failures recorded as data."""
+"""Pipeline: ordered enrichers, one namespace each, declared facts, failures as data."""
 
 from __future__ import annotations
 
@@ -11,9 +11,19 @@ from typing import Any
 import pytest
 
 from mailsignal.enrich import Enricher, NetworkEnricher, Pipeline, UserAgentEnricher
+from mailsignal.enrich.network import load_networks
 from mailsignal.enrich.refresh import refresh_list
 from mailsignal.errors import ConfigError
-from mailsignal.model import RawHit, TokenKind
+from mailsignal.model import (
+    STANDARD_FACTS,
+    FactKind,
+    FactSpec,
+    RawHit,
+    TokenKind,
+    fact_registry,
+)
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 def hit(ip: str = "104.28.28.76", ua: str = "Mozilla/5.0", hit_id: str = "j1:1") -> RawHit:
@@ -36,6 +46,7 @@ def default() -> Pipeline:
 
 class Broken:
     namespace = "broken"
+    provides = (FactSpec("rows", FactKind.ANY, None, "never written: it always fails"),)
 
     def __init__(self) -> None:
         self.calls = 0
@@ -47,6 +58,7 @@ class Broken:
 
 class Echo:
     namespace = "echo"
+    provides: tuple[FactSpec, ...] = (FactSpec("hit_id", FactKind.STR, "", "the hit's id"),)
 
     def enrich(self, hit: RawHit) -> dict[str, Any]:
         return {"hit_id": hit.hit_id}
@@ -123,3 +135,78 @@ def test_default_passes_current_chrome_major() -> None:
     chrome140 = "Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 Chrome/140.0.0.0 Safari/537.36"
     old = Pipeline.default(current_chrome_major=150).enrich(hit(ua=chrome140))
     assert old["ua"]["outdated_chrome"] is True
+
+
+# --- declared facts -------------------------------------------------------------------
+
+
+def test_the_pipeline_gathers_every_declaration_by_full_name(default: Pipeline) -> None:
+    assert default.facts == STANDARD_FACTS
+    assert list(default.facts)[:2] == ["ua.family", "ua.major"]
+    assert default.facts["net.labels"].kind is FactKind.LABELS
+    assert Pipeline([Echo()]).facts == {"echo.hit_id": Echo.provides[0]}
+    with pytest.raises(TypeError):
+        default.facts["ua.new"] = Echo.provides[0]  # type: ignore[index]  # read-only
+
+
+def test_an_enricher_that_declares_nothing_is_refused() -> None:
+    class Silent:
+        namespace = "silent"
+
+        def enrich(self, hit: RawHit) -> dict[str, Any]:
+            return {"x": 1}
+
+    with pytest.raises(ConfigError, match="'silent' declares no facts"):
+        Pipeline([Silent()])  # type: ignore[list-item]
+    Silent.provides = ("x",)  # type: ignore[attr-defined]  # names alone are not declarations
+    with pytest.raises(ConfigError, match="'silent' declares no facts"):
+        Pipeline([Silent()])  # type: ignore[list-item]
+
+
+def test_a_fact_declared_twice_is_refused() -> None:
+    class Twice(Echo):
+        provides = (*Echo.provides, *Echo.provides)
+
+    with pytest.raises(ConfigError, match=r"'echo\.hit_id' is declared twice"):
+        Pipeline([Twice()])
+
+
+def test_declarations_are_checked() -> None:
+    with pytest.raises(ValueError, match="reserved"):
+        FactSpec("error", FactKind.STR, "", "where failures go")
+    with pytest.raises(ValueError, match="identifier"):
+        FactSpec("ua.category", FactKind.STR, "", "a dotted name")
+    with pytest.raises(TypeError):
+        FactSpec("many", FactKind.LABELS, [], "an unhashable default")
+    with pytest.raises(ValueError, match="namespace"):
+        fact_registry([("geo.v2", Echo.provides)])
+
+
+def _as_declared(
+    namespace: str, written: dict[str, Any], optional: frozenset[str] = frozenset()
+) -> None:
+    """Every key written is declared, and every declared one written unless optional."""
+    declared = {n.partition(".")[2] for n in STANDARD_FACTS if n.startswith(namespace + ".")}
+    assert set(written) <= declared, f"written, not declared: {set(written) - declared}"
+    assert declared - set(written) <= optional, f"declared, not written: {declared - set(written)}"
+
+
+def test_the_user_agent_enricher_writes_what_it_declares() -> None:
+    enricher = UserAgentEnricher()
+    lines = (FIXTURES / "user_agents.tsv").read_text().splitlines()[1:]
+    for ua in ["", "Mozilla/5.0", *(line.split("\t")[0] for line in lines)]:
+        _as_declared("ua", enricher.describe(ua))
+
+
+def test_the_network_enricher_writes_what_it_declares() -> None:
+    addresses = ["104.28.28.76", "10.0.0.1", "2a01:111:f400::1", "::ffff:40.107.0.1", "x", ""]
+    plain = NetworkEnricher(load_networks())
+
+    class Geo:
+        def get(self, ip_address: str, /) -> Any:
+            return {"country": {"iso_code": "DE"}}
+
+    with_geo = NetworkEnricher(load_networks(), geo=Geo())
+    for ip in addresses:
+        _as_declared("net", plain.describe(ip), optional=frozenset({"country", "city"}))
+        _as_declared("net", with_geo.describe(ip))

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ..model import EventKind, Verdict
-from .base import Context, Event, Features, Timeline
+from .events import Context, Event, Timeline
+from .features import Features
 from .signals import SCANNER_NETS
 
 SEVEN_DAYS = timedelta(days=7)
@@ -91,7 +92,7 @@ def after_scanner_check(ev: Event, i: int, t: Timeline, _c: Context) -> str | No
         if (
             other.link_id == ev.link_id
             and other.ip != ev.ip
-            and not other.features.labels.isdisjoint(SCANNER_NETS)
+            and not other.features["net.labels"].isdisjoint(SCANNER_NETS)
         ):
             return (
                 "A gateway checked this link seconds before; this request from the "
@@ -103,7 +104,7 @@ def after_scanner_check(ev: Event, i: int, t: Timeline, _c: Context) -> str | No
 def proxy(f: Features) -> bool:
     """A prefetcher or a bare 'Mozilla/5.0': the `when` of repeat.proxy_refetch. Not
     webmail image proxies: Gmail's proxy fetching again is the person opening again."""
-    return f.category == "prefetcher" or f.bare_mozilla
+    return f["ua.category"] == "prefetcher" or bool(f["ua.bare_mozilla"])
 
 
 def proxy_refetch(ev: Event, i: int, t: Timeline, _c: Context) -> str | None:
@@ -126,12 +127,12 @@ def new_device(ev: Event, i: int, t: Timeline, _c: Context) -> str | None:
     if first < 0 or first >= i or t.first_pass[i] is not Verdict.HUMAN:
         return None
     origin = t.events[first]
-    if ev.features.category == "image-proxy" or origin.features.category == "image-proxy":
+    if "image-proxy" in (ev.features["ua.category"], origin.features["ua.category"]):
         return None  # the proxy hides the device; no basis to compare
     if ev.ip.rsplit(".", 1)[0] == origin.ip.rsplit(".", 1)[0]:  # same network
         return None
-    os_now, os_then = ev.fact("ua", "os"), origin.fact("ua", "os")
-    country_now, country_then = ev.fact("net", "country"), origin.fact("net", "country")
+    os_now, os_then = ev.fact("ua.os"), origin.fact("ua.os")
+    country_now, country_then = ev.fact("net.country"), origin.fact("net.country")
     if country_now and country_then and country_now != country_then:
         return (
             f"Read in {country_now} after the recipient read it in {country_then}: "

@@ -1,19 +1,22 @@
 """Rules that read one event's own facts: its user agent, network, method and timing.
 
 Each check returns the sentence a rep reads in the reasons, or None when it does not
-fire. Facts come from the enrichers (`ua`, `net` namespaces; see enrich/). Most checks
-are given only the event's `Features` (`reads="facts"` in the table, the default), so
-their answer depends on nothing else and is reused for every event with the same
-features; the ones that read the time since sending take the event and the context
-(`reads="event"`).
+fire. Facts come from the enrichers (`ua`, `net` namespaces; see enrich/ and the
+declarations in model.py) and are read by their declared names, `f["ua.category"]`; each
+rule names in the table what its check reads (`facts=`). Most checks are given only the
+event's `Features` (`reads="facts"` in the table, the default), so their answer depends
+on nothing else and is reused for every event with the same features; the ones that read
+the time since sending take the event and the context (`reads="event"`).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from ..model import EventKind
-from .base import Context, Event, Features, Timeline
+from .events import Context, Event, Timeline
+from .features import Derived, Features
 
 # Networks whose fetches happen on delivery, whoever reads the mail.
 GATEWAYS = frozenset({"microsoft-eop", "security-gateway"})
@@ -24,34 +27,46 @@ SCANNER_NETS = GATEWAYS | CLICK_SCANNER_NETS
 TWO_MINUTES = timedelta(minutes=2)
 
 
+def _agent(ev: Event, family: Any) -> str:
+    return str(family or ev.user_agent[:60] or "(none)")
+
+
+AGENT = Derived(
+    "agent",
+    ("ua.family",),
+    _agent,
+    "how sentences name the agent: its family, else the user agent's first 60 characters",
+)
+
+
 # --- reads="facts": the event's Features only ------------------------------------------
 
 
 def automation(f: Features) -> str | None:
-    if f.empty:
+    if f["ua.empty"]:
         return "Sent with no user agent at all: scripts do that, mail clients never do."
-    if f.category == "automation":
-        return f"User agent {f.agent} is an HTTP library or headless browser, not a mail client."
+    if f["ua.category"] == "automation":
+        return f"User agent {f['agent']} is an HTTP library or headless browser, not a mail client."
     return None
 
 
 def scanner_agent(f: Features) -> str | None:
-    if f.category == "security-scanner":
-        return f"User agent {f.agent} is a security scanner checking the link."
+    if f["ua.category"] == "security-scanner":
+        return f"User agent {f['agent']} is a security scanner checking the link."
     return None
 
 
 def preview_agent(f: Features) -> str | None:
-    if f.category in ("preview-bot", "crawler"):
+    if f["ua.category"] in ("preview-bot", "crawler"):
         return (
-            f"User agent {f.agent} fetches link previews or crawls; the link was "
+            f"User agent {f['agent']} fetches link previews or crawls; the link was "
             "probably pasted into a chat or forwarded."
         )
     return None
 
 
 def apple_mpp(f: Features) -> str | None:
-    if f.bare_mozilla and "apple-private-relay" in f.labels:
+    if f["ua.bare_mozilla"] and "apple-private-relay" in f["net.labels"]:
         return (
             "Apple Mail Privacy Protection: user agent exactly 'Mozilla/5.0' from an "
             "iCloud Private Relay egress address fetches the pixel on delivery, whether "
@@ -61,7 +76,8 @@ def apple_mpp(f: Features) -> str | None:
 
 
 def apple_mpp_webkit(f: Features) -> str | None:
-    if f.family == "Apple Mail" and "apple-private-relay" in f.labels and not f.bare_mozilla:
+    relay = "apple-private-relay" in f["net.labels"]
+    if f["ua.family"] == "Apple Mail" and relay and not f["ua.bare_mozilla"]:
         return (
             "Apple Mail's stripped WebKit user agent from an iCloud Private Relay egress "
             "address: the form Apple's privacy fetches also take, so most likely MPP "
@@ -71,7 +87,7 @@ def apple_mpp_webkit(f: Features) -> str | None:
 
 
 def bare_mozilla(f: Features) -> str | None:
-    if f.bare_mozilla and "apple-private-relay" not in f.labels:
+    if f["ua.bare_mozilla"] and "apple-private-relay" not in f["net.labels"]:
         return (
             "User agent is exactly 'Mozilla/5.0', as proxies send; the address is not "
             "Apple's, so this is weaker than the Apple MPP rule."
@@ -80,31 +96,31 @@ def bare_mozilla(f: Features) -> str | None:
 
 
 def prefetch_agent(f: Features) -> str | None:
-    if f.category == "prefetcher" and not f.bare_mozilla:
+    if f["ua.category"] == "prefetcher" and not f["ua.bare_mozilla"]:
         return (
-            f"User agent {f.agent} prefetches: images or links fetched before anyone "
+            f"User agent {f['agent']} prefetches: images or links fetched before anyone "
             "reads (Gmail prefetch, Office link probe)."
         )
     return None
 
 
 def image_proxy(f: Features) -> str | None:
-    if f.category == "image-proxy":
+    if f["ua.category"] == "image-proxy":
         return (
-            f"{f.agent} is a webmail image proxy: it fetches the pixel when a person "
+            f"{f['agent']} is a webmail image proxy: it fetches the pixel when a person "
             "opens the mail (it hides their device and place)."
         )
     return None
 
 
 def person_client(f: Features) -> str | None:
-    if f.category in ("mail-client", "browser") and not f.outdated_chrome:
-        return f"User agent {f.agent} is a mail client or browser a person uses."
+    if f["ua.category"] in ("mail-client", "browser") and not f["ua.outdated_chrome"]:
+        return f"User agent {f['agent']} is a mail client or browser a person uses."
     return None
 
 
 def private_relay_click(f: Features) -> str | None:
-    if f.kind is not EventKind.OPEN and "apple-private-relay" in f.labels:
+    if f["kind"] is not EventKind.OPEN and "apple-private-relay" in f["net.labels"]:
         return (
             "A click through iCloud Private Relay: a person browsing with iCloud+, not "
             "Mail Privacy Protection (which only fetches images)."
@@ -113,8 +129,8 @@ def private_relay_click(f: Features) -> str | None:
 
 
 def security_gateway(f: Features) -> str | None:
-    if not f.labels.isdisjoint(GATEWAYS):
-        owner = f.owner or "a mail security gateway"
+    if not f["net.labels"].isdisjoint(GATEWAYS):
+        owner = f["net.owner"] or "a mail security gateway"
         return (
             f"Address belongs to {owner}, whose filters fetch images and follow links at "
             "delivery time."
@@ -125,15 +141,15 @@ def security_gateway(f: Features) -> str | None:
 def cloud_network_click(f: Features) -> bool:
     """A click (not an open) from a cloud or scanner network that is not a gateway's or
     Apple's: the `when` of the cloud-click rules."""
-    labels = f.labels
-    if f.kind is EventKind.OPEN or not labels.isdisjoint(GATEWAYS):
+    labels = f["net.labels"]
+    if f["kind"] is EventKind.OPEN or not labels.isdisjoint(GATEWAYS):
         return False
     return "apple-private-relay" not in labels and not labels.isdisjoint(CLICK_SCANNER_NETS)
 
 
 def cloud_click(f: Features) -> str | None:
     if cloud_network_click(f):
-        owner = f.owner or "a cloud provider"
+        owner = f["net.owner"] or "a cloud provider"
         return (
             f"Click from {owner}'s network: link scanners (Safe Links, sandboxes) run "
             "there, while a person's click comes from their own connection."
@@ -142,7 +158,7 @@ def cloud_click(f: Features) -> str | None:
 
 
 def head_request(f: Features) -> str | None:
-    if f.method == "HEAD":
+    if f["method"] == "HEAD":
         return (
             "HEAD request: something checked the URL without loading it; browsers and "
             "mail clients send GET."
@@ -151,7 +167,7 @@ def head_request(f: Features) -> str | None:
 
 
 def honeypot_hit(f: Features) -> str | None:
-    if f.honeypot:
+    if f["honeypot"]:
         return "Followed the invisible honeypot link, which no person can see."
     return None
 
@@ -161,19 +177,19 @@ def honeypot_hit(f: Features) -> str | None:
 
 def old_chrome(f: Features) -> bool:
     """The `when` of useragent.outdated_chrome."""
-    return f.outdated_chrome
+    return bool(f["ua.outdated_chrome"])
 
 
 def outdated_chrome(ev: Event, _i: int, _t: Timeline, ctx: Context) -> str | None:
     # Alone it is a weak hint (pinned corporate browsers exist); it counts only where
     # detonation sandboxes run: on a gateway or cloud network, or at delivery time.
     f = ev.features
-    if not f.outdated_chrome:
+    if not f["ua.outdated_chrome"]:
         return None
     at_delivery = ctx.sent_at is not None and (ev.at - ctx.sent_at).total_seconds() < 600
-    if at_delivery or not f.labels.isdisjoint(SCANNER_NETS):
+    if at_delivery or not f["net.labels"].isdisjoint(SCANNER_NETS):
         return (
-            f"Chrome {ev.fact('ua', 'major')} is many versions old, as sandboxed link "
+            f"Chrome {ev.fact('ua.major')} is many versions old, as sandboxed link "
             "detonation (Safe Links) reports; people's browsers update themselves."
         )
     return None

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import pytricia
 
 from mailsignal.errors import ConfigError
-from mailsignal.model import RawHit
+from mailsignal.model import NETWORK_FACTS, RawHit
 
 _log = logging.getLogger(__name__)
 
@@ -246,6 +246,8 @@ class NetworkEnricher:
     """
 
     namespace = "net"
+    # Declared in model.py so the classifier can default to them (it may not import us).
+    provides = NETWORK_FACTS
 
     def __init__(self, networks: Networks, geo: GeoReader | None = None) -> None:
         self.networks = networks

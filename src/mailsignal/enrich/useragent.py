@@ -26,7 +26,7 @@ from typing import Any, Literal
 import ua_parser
 
 from mailsignal.errors import ConfigError
-from mailsignal.model import RawHit
+from mailsignal.model import USER_AGENT_FACTS, RawHit
 
 CATEGORIES = (
     "mail-client",
@@ -164,6 +164,8 @@ class UserAgentEnricher:
     """Enricher for the `ua` namespace; results are cached per distinct UA string."""
 
     namespace = "ua"
+    # Declared in model.py so the classifier can default to them (it may not import us).
+    provides = USER_AGENT_FACTS
 
     def __init__(
         self,
