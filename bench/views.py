@@ -6,11 +6,11 @@ row-level rule adds `ownerid = rep`; the busiest rep is used, ~5% of the mail).
 
 For each backend the script builds the dataset (bench/dataset.py: emails over the last
 180 days, one delivery each, ~10 events per email, ~100k contacts; counters derived
-from the events), then for each view x caller times `mailsignal.fetchxml.execute` (parse,
-compile, run, shape the rows as the API returns them) on one connection: 3 warm-up runs,
-then `--runs` runs alternating with the anchor, which is the very SQL text and
-parameters the engine sent (captured with a `before_cursor_execute` listener) run on the
-same DBAPI connection with `cursor.execute` + `fetchall()`. Medians, their ratio, and
+from the events), then for each view x caller times `mailsignal.store.fetch.execute`
+(parse, compile over the store's catalog, run, shape the page) on one connection: 3
+warm-up runs, then `--runs` runs alternating with the anchor, which is the very SQL
+text and parameters the engine sent (captured with a `before_cursor_execute` listener)
+run on the same DBAPI connection with `cursor.execute` + `fetchall()`. Medians, their ratio, and
 pass/fail against 50 ms are printed, with the plan of the generated SQL (EXPLAIN QUERY
 PLAN on SQLite, EXPLAIN (ANALYZE, BUFFERS) on PostgreSQL).
 
@@ -39,8 +39,9 @@ sys.path.insert(0, str(ROOT / "src"))
 from dataset import Shape, describe, drop, load, median  # noqa: E402
 from sqlalchemy import Connection, Engine, event  # noqa: E402
 
-from mailsignal.fetchxml import Caller, execute, load_caller  # noqa: E402
+from mailsignal.fetchxml import Caller  # noqa: E402
 from mailsignal.store.db import make_engine  # noqa: E402
+from mailsignal.store.fetch import execute, load_caller  # noqa: E402
 from mailsignal.views import find  # noqa: E402
 
 TARGET_MS = 50.0

@@ -13,6 +13,8 @@
     │                               a value of the wrong type, a combination Dataverse forbids
     ├── AuthError                   missing or wrong API key (HTTP 401)
     │   └── ForbiddenError          the key is valid but may not do this (HTTP 403)
+    ├── DataverseError              a Web API refusal in Dataverse's terms: its HTTP
+    │                               status, hex `error_code` and message
     └── StoreError                  the database refused or is unreachable (HTTP 503)
 
 Edges (web, mail, cli) turn these into an HTTP status with a JSON body, an SMTP status
@@ -88,6 +90,19 @@ class ForbiddenError(AuthError):
 
     code = "forbidden"
     http_status = 403
+
+
+class DataverseError(MailSignalError):
+    """A refusal of the Dataverse Web API subset, with Dataverse's own HTTP status, hex
+    error code (for example "0x80040217") and message, which clients written for Dynamics
+    365 match on."""
+
+    code = "dataverse"
+
+    def __init__(self, status: int, error_code: str, message: str) -> None:
+        super().__init__(message, detail={"error_code": error_code})
+        self.http_status = status
+        self.error_code = error_code
 
 
 class StoreError(MailSignalError):

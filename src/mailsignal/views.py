@@ -12,13 +12,15 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Connection
 
 from .errors import InputError, NotFoundError
-from .fetchxml import Caller, FetchResult, compile_fetch, execute, parse
+from .fetchxml import Caller, parse
+from .store import fetch
+from .store.fetch import FetchResult
 
 SHIPPED = Path(__file__).parent / "data" / "views"
 _NAMESPACE = uuid.UUID("6f1f3f62-3c55-4e55-9a8e-5d6c0b7c1a11")
@@ -95,12 +97,7 @@ def add(
     if "-->" in name + description:
         raise InputError("name and description cannot contain '-->'")
     # Compile, not just parse: unknown attributes and operators are semantic errors.
-    compile_fetch(
-        parse(fetchxml),
-        Caller(uuid.UUID(int=0), is_admin=True),
-        now=datetime.now(UTC),
-        dialect_name="sqlite",
-    )
+    fetch.compile_xml(fetchxml, Caller(uuid.UUID(int=0), is_admin=True), dialect_name="sqlite")
     if any(v.slug == slug and v.shipped for v in all_views(data_dir)):
         raise InputError(f"{slug!r} is a shipped view; choose another slug")
     path = user_dir(data_dir) / f"{slug}.xml"
@@ -120,4 +117,5 @@ def remove(data_dir: Path, slug: str) -> None:
 
 
 def run(conn: Connection, view: View, caller: Caller, now: datetime | None = None) -> FetchResult:
-    return execute(conn, view.fetchxml, caller, now=now)
+    """One page of the view's rows, as `caller` may see them."""
+    return fetch.execute(conn, view.fetchxml, caller, now=now)

@@ -14,9 +14,11 @@ import pytest
 from sqlalchemy import Engine
 
 from fetchxml.world import NOW, caller, uid  # type: ignore[import-not-found]
-from mailsignal.fetchxml import ENTITIES, execute, load_caller
 from mailsignal.fetchxml.access import Caller
+from mailsignal.store.catalog import CATALOG
+from mailsignal.store.fetch import execute
 
+ENTITIES = CATALOG.entities
 EVERYONE = ("admin", "rep_la", "rep_akl")
 EMAILS = {"admin": range(1, 11), "rep_la": range(1, 7), "rep_akl": range(7, 10)}
 INTERACTIONS = {"admin": range(1, 9), "rep_la": (1, 2, 3, 4), "rep_akl": (5, 6, 7)}
@@ -214,14 +216,6 @@ def test_filters_cannot_widen_the_rule(world: Engine) -> None:
       <condition attribute="ownerid" operator="null"/>
       <condition attribute="ownerid" operator="not-null"/></filter></entity></fetch>"""
     assert {r["activityid"] for r in run(world, xml, "rep_akl")} == visible("email", "rep_akl")
-
-
-def test_load_caller_reads_role_and_zone(world: Engine) -> None:
-    with world.connect() as conn:
-        assert load_caller(conn, uid("5e", 3)) == Caller(uid("5e", 3), False, "Pacific/Auckland")
-        assert load_caller(conn, uid("5e", 1)).is_admin
-        with pytest.raises(Exception, match="Does Not Exist"):
-            load_caller(conn, uid("5e", 9))
 
 
 def test_unknown_time_zone_is_a_dataverse_error(world: Engine) -> None:

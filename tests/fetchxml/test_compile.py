@@ -28,7 +28,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fetchxml.world import NOW, caller  # type: ignore[import-not-found]
 from mailsignal.errors import FetchXmlError
-from mailsignal.fetchxml import compile_fetch, execute, parse
+from mailsignal.fetchxml import compile_fetch, parse
+from mailsignal.store.catalog import CATALOG
+from mailsignal.store.fetch import execute
 
 CASES = Path(__file__).parents[1] / "fixtures" / "fetchxml"
 
@@ -130,7 +132,9 @@ def test_values_are_bound_and_aliases_generated(dialect: Any) -> None:
       <filter><condition attribute="subject" operator="eq" value="x' OR '1'='1"/></filter>
       <link-entity name="contact" from="contactid" to="regardingobjectid" alias="Robert_tables">
         <attribute name="fullname"/></link-entity></entity></fetch>"""
-    compiled = compile_fetch(parse(xml), caller("rep_la"), now=NOW, dialect_name=dialect.name)
+    compiled = compile_fetch(
+        parse(xml), caller("rep_la"), CATALOG, now=NOW, dialect_name=dialect.name
+    )
     sql = str(compiled.select.compile(dialect=dialect))
     assert "OR '1'='1" not in sql and "Robert_tables" not in sql
     assert " AS t0" in sql and " AS t1" in sql
@@ -142,6 +146,7 @@ def test_compile_requires_aware_now() -> None:
         compile_fetch(
             parse("<fetch><entity name='email'/></fetch>"),
             caller("admin"),
+            CATALOG,
             now=datetime(2026, 1, 1),
             dialect_name="sqlite",
         )

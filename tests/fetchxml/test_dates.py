@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailsignal.fetchxml import dates
-from mailsignal.fetchxml.aggregate import _sqlite_datepart, part_of
+from mailsignal.fetchxml.aggregate import part_of, sqlite_datepart
 from mailsignal.fetchxml.conditions import SUPPORTED, UNSUPPORTED, sdk_name
 from mailsignal.fetchxml.patterns import translate
 
@@ -162,11 +162,11 @@ def test_week_numbers_match_datepart_for_ten_years() -> None:
 
 
 def test_sqlite_datepart_reads_stored_utc_text() -> None:
-    assert _sqlite_datepart("year", "Pacific/Auckland", "2025-12-31 23:00:00.000000") == 2026
-    assert _sqlite_datepart("month", "UTC", "2025-12-31 23:00:00.000000") == 12
-    assert _sqlite_datepart("quarter", "UTC", "2026-04-01 00:00:00.000000") == 2
-    assert _sqlite_datepart("day", "America/Los_Angeles", "2026-03-11 06:00:00.000000") == 10
-    assert _sqlite_datepart("week", "UTC", None) is None
+    assert sqlite_datepart("year", "Pacific/Auckland", "2025-12-31 23:00:00.000000") == 2026
+    assert sqlite_datepart("month", "UTC", "2025-12-31 23:00:00.000000") == 12
+    assert sqlite_datepart("quarter", "UTC", "2026-04-01 00:00:00.000000") == 2
+    assert sqlite_datepart("day", "America/Los_Angeles", "2026-03-11 06:00:00.000000") == 10
+    assert sqlite_datepart("week", "UTC", None) is None
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from fetchxml.world import NOW, caller, uid  # type: ignore[import-not-found]
 from mailsignal.errors import FetchXmlError
 from mailsignal.fetchxml import codes as fx_codes
-from mailsignal.fetchxml import execute
+from mailsignal.store.fetch import execute
 
 PAGED = """<fetch count="{count}" page="{page}"{cookie}{extra}>
   <entity name="{entity}">

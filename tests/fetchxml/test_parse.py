@@ -98,10 +98,11 @@ def test_malformed_xml_points_at_the_fault() -> None:
 def test_semantic_error_is_located_too() -> None:
     from fetchxml.world import NOW, caller  # type: ignore[import-not-found]
     from mailsignal.fetchxml import compile_fetch
+    from mailsignal.store.catalog import CATALOG
 
     xml = '<fetch>\n<entity name="email">\n  <attribute name="nope"/>\n</entity>\n</fetch>'
     with pytest.raises(FetchXmlError) as caught:
-        compile_fetch(parse(xml), caller("admin"), now=NOW, dialect_name="sqlite")
+        compile_fetch(parse(xml), caller("admin"), CATALOG, now=NOW, dialect_name="sqlite")
     assert (caught.value.line, caught.value.column, caught.value.element) == (3, 3, "attribute")
     assert caught.value.excerpt == '    <attribute name="nope"/>\n    ^'
 

@@ -55,7 +55,8 @@ def views_run(
     import csv
 
     from .. import views
-    from ..fetchxml import Caller, load_caller
+    from ..fetchxml import Caller
+    from ..store.fetch import load_caller
 
     if fmt not in ("table", "json", "csv"):
         raise InputError(f"unknown format {fmt!r}: use table, json or csv")

@@ -11,7 +11,9 @@ or semi-joined link-entity, and each any/all subquery), so no link can reach aro
 | contact, lead, account, organization          | every row (shared sales data)      |
 
 An admin reads every row. On an outer join the rule sits in the ON clause, so a row the
-caller may not see comes back as an empty (null) link, never as data.
+caller may not see comes back as an empty (null) link, never as data. The email table an
+interaction's rule reads is the catalog's `email` entity, like every other table here.
+`store.fetch.load_caller` makes the `Caller` of a stored user.
 """
 
 from __future__ import annotations
@@ -19,12 +21,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, FromClause, select
+from sqlalchemy import FromClause, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..errors import NotFoundError
-from ..store.schema import email, systemuser, usersettings
-from .catalog import EntityInfo
+from .catalog import Catalog, EntityInfo
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,9 @@ class Caller:
     time_zone: str = "UTC"
 
 
-def row_filter(entity: EntityInfo, table: FromClause, caller: Caller) -> ColumnElement[bool] | None:
+def row_filter(
+    entity: EntityInfo, table: FromClause, caller: Caller, catalog: Catalog
+) -> ColumnElement[bool] | None:
     """The predicate limiting `table` (an alias of `entity`) to rows `caller` may read."""
     if caller.is_admin or entity.owner == "everyone":
         return None
@@ -44,17 +46,9 @@ def row_filter(entity: EntityInfo, table: FromClause, caller: Caller) -> ColumnE
         return table.c.ownerid == caller.user_id
     if entity.owner == "self":
         return table.c.systemuserid == caller.user_id
-    owned = select(email.c.activityid).where(email.c.ownerid == caller.user_id)
+    email = catalog.entity("email")
+    if email is None:
+        raise ValueError(f"{entity.name} is 'owned-email' but the catalog has no email entity")
+    mail = email.table
+    owned = select(mail.c[email.primary_key]).where(mail.c.ownerid == caller.user_id)
     return table.c.emailactivityid.in_(owned)
-
-
-def load_caller(conn: Connection, user_id: uuid.UUID) -> Caller:
-    """The `Caller` for a stored user: admin from `accessrole`, zone from usersettings."""
-    row = conn.execute(
-        select(systemuser.c.accessrole, usersettings.c.timezonename)
-        .select_from(systemuser.outerjoin(usersettings))
-        .where(systemuser.c.systemuserid == user_id)
-    ).first()
-    if row is None:
-        raise NotFoundError(f"systemuser With Id = {user_id} Does Not Exist")
-    return Caller(user_id, row.accessrole == "admin", row.timezonename or "UTC")

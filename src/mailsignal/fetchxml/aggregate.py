@@ -8,8 +8,9 @@ Dataverse's DATEPART does: `year` (2026), `quarter` (1-4), `month` (1-12), `week
 all in the caller's time zone unless `usertimezone="false"`.
 
 PostgreSQL converts with `timezone(zone, col)`. SQLite has no time-zone database, so
-the part is computed by `mailsignal_datepart`, a Python function (zoneinfo) that
-`register_sqlite_functions` installs on the connection; `execute` does that for you.
+the part is computed by `mailsignal_datepart`, the Python function `sqlite_datepart`
+(zoneinfo); the compiled query says it needs it (`needs_sqlite_functions`) and
+`store.fetch` installs it on the connection before running the query.
 """
 
 from __future__ import annotations
@@ -44,16 +45,12 @@ def part_of(local: datetime, part: str) -> int:
     return (doy + 5 - dow) // 7 + 1
 
 
-def _sqlite_datepart(part: str, zone: str, value: str | None) -> int | None:
+def sqlite_datepart(part: str, zone: str, value: str | None) -> int | None:
+    """`mailsignal_datepart(part, zone, value)` on SQLite: `value` is a stored UTC instant."""
     if value is None:
         return None
     instant = datetime.fromisoformat(value).replace(tzinfo=UTC)
     return part_of(instant.astimezone(ZoneInfo(zone)), part)
-
-
-def register_sqlite_functions(dbapi_connection: Any) -> None:
-    """Install `mailsignal_datepart` on a sqlite3 connection (idempotent)."""
-    dbapi_connection.create_function(SQLITE_FUNCTION, 3, _sqlite_datepart, deterministic=True)
 
 
 def _inline(value: object) -> Any:

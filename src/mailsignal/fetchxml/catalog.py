@@ -1,21 +1,19 @@
 """The logical model FetchXML sees: entities, their attributes and attribute types.
 
-Built from `store.schema` (the physical tables use Dataverse's logical names, DESIGN §4),
-so a new column is queryable the moment it exists. What the tables cannot say is
-written here: entity set names (reference/dataverse.md §4), primary names, lookup
-targets, and who may read which rows (`access.py`).
+The compiler is handed a `Catalog` and knows nothing else about the database: which
+entities exist, their tables (SQLAlchemy `Table`s it builds expressions over), entity
+set names (reference/dataverse.md §4), primary keys and names, lookup targets, who may
+read which rows (`access.py`) and each attribute's kind. `store/catalog.py` builds the
+one the application uses from `store.schema`; a test may build its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Integer, String, Table, Uuid
-
-from ..store import schema
-from ..store.schema import UtcDateTime
+from sqlalchemy import Table
 
 Kind = Literal["uuid", "string", "int", "float", "bool", "datetime", "json"]
 # How Dataverse names each type in its FormatException message (dataverse.md §2).
@@ -46,7 +44,7 @@ class AttributeInfo:
 
 @dataclass(frozen=True)
 class EntityInfo:
-    """One logical entity and its table."""
+    """One logical entity, its table and its attributes (`columns`, in table order)."""
 
     name: str
     table: Table
@@ -54,93 +52,31 @@ class EntityInfo:
     primary_key: str
     primary_name: str | None
     owner: Owner
+    columns: Mapping[str, AttributeInfo]
     lookups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def attributes(self) -> tuple[str, ...]:
         """Attribute names in table order (what `<all-attributes/>` returns)."""
-        return tuple(c.name for c in self.table.columns)
+        return tuple(self.columns)
 
     def attribute(self, name: str) -> AttributeInfo | None:
-        column = self.table.columns.get(name)
-        return None if column is None else _info(self.name, column)
+        return self.columns.get(name)
 
 
-def _info(entity: str, column: Column[object]) -> AttributeInfo:
-    t = column.type
-    if isinstance(t, UtcDateTime):
-        return AttributeInfo(entity, column.name, "datetime", DOTNET["datetime"])
-    if isinstance(t, Uuid):
-        return AttributeInfo(entity, column.name, "uuid", DOTNET["uuid"])
-    if isinstance(t, Boolean):
-        return AttributeInfo(entity, column.name, "bool", DOTNET["bool"])
-    if isinstance(t, BigInteger):
-        return AttributeInfo(entity, column.name, "int", DOTNET["bigint"], 64)
-    if isinstance(t, Integer):
-        return AttributeInfo(entity, column.name, "int", DOTNET["int"], 32)
-    if isinstance(t, Float):
-        return AttributeInfo(entity, column.name, "float", DOTNET["float"])
-    if isinstance(t, String):
-        return AttributeInfo(entity, column.name, "string", DOTNET["string"])
-    if isinstance(t, JSON):
-        return AttributeInfo(entity, column.name, "json", DOTNET["json"])
-    raise TypeError(f"{entity}.{column.name}: no FetchXML kind for {t!r}")  # pragma: no cover
+class Catalog:
+    """The entities a query may name, by logical name and by entity set name."""
 
+    def __init__(self, entities: Iterable[EntityInfo]) -> None:
+        self.entities: Mapping[str, EntityInfo] = {e.name: e for e in entities}
+        self.entity_sets: Mapping[str, EntityInfo] = {
+            e.entity_set: e for e in self.entities.values()
+        }
 
-def _entity(
-    table: Table,
-    entity_set: str,
-    key: str,
-    primary_name: str | None,
-    owner: Owner,
-    lookups: Mapping[str, tuple[str, ...]] | None = None,
-) -> EntityInfo:
-    return EntityInfo(table.name, table, entity_set, key, primary_name, owner, lookups or {})
+    def entity(self, name: str) -> EntityInfo | None:
+        """The entity with this logical name (`email`), or None."""
+        return self.entities.get(name)
 
-
-ENTITIES: dict[str, EntityInfo] = {
-    e.name: e
-    for e in (
-        _entity(
-            schema.email,
-            "emails",
-            "activityid",
-            "subject",
-            "owner",
-            {"regardingobjectid": ("contact", "lead", "account"), "ownerid": ("systemuser",)},
-        ),
-        _entity(
-            schema.interactionforemail,
-            "interactionforemails",
-            "interactionforemailid",
-            None,
-            "owned-email",
-        ),
-        _entity(
-            schema.contact,
-            "contacts",
-            "contactid",
-            "fullname",
-            "everyone",
-            {"parentcustomerid": ("account",)},
-        ),
-        _entity(schema.lead, "leads", "leadid", "fullname", "everyone"),
-        _entity(schema.account, "accounts", "accountid", "name", "everyone"),
-        _entity(schema.systemuser, "systemusers", "systemuserid", "fullname", "self"),
-        _entity(
-            schema.usersettings,
-            "usersettingscollection",
-            "systemuserid",
-            None,
-            "self",
-            {"systemuserid": ("systemuser",)},
-        ),
-        _entity(schema.organization, "organizations", "organizationid", "name", "everyone"),
-    )
-}
-BY_ENTITY_SET: dict[str, EntityInfo] = {e.entity_set: e for e in ENTITIES.values()}
-
-
-def entity(name: str) -> EntityInfo | None:
-    """The entity with this logical name, or None."""
-    return ENTITIES.get(name)
+    def entity_set(self, name: str) -> EntityInfo | None:
+        """The entity with this entity set name (`emails`), or None."""
+        return self.entity_sets.get(name)

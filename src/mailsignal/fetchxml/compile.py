@@ -18,8 +18,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..errors import FetchXmlError
 from . import ast, codes
-from .access import Caller, row_filter
-from .catalog import entity as find_entity
+from .access import Caller
+from .catalog import Catalog
 from .columns import Output, Scope, aggregate_orders, outputs, sort_keys
 from .links import Linker, assign_aliases
 from .paging import SortKey, after, decode, fingerprint
@@ -28,7 +28,7 @@ from .scope import Context
 
 @dataclass(frozen=True)
 class CompiledFetch:
-    """A compiled query and what `execute` needs to shape its rows.
+    """A compiled query and what `store.fetch.execute` needs to shape its rows.
 
     `select` returns one page: at most `page_size + 1` rows (the extra row only says
     that more exist) or `top` rows. `columns[i]` is the output name of the SQL column
@@ -99,13 +99,14 @@ def _limits(fetch: ast.Fetch, ctx: Context) -> tuple[int, int]:
 
 
 def compile_fetch(
-    fetch: ast.Fetch, caller: Caller, *, now: datetime, dialect_name: str
+    fetch: ast.Fetch, caller: Caller, catalog: Catalog, *, now: datetime, dialect_name: str
 ) -> CompiledFetch:
-    """Compile a parsed query for `caller`.
+    """Compile a parsed query for `caller` over the entities of `catalog`.
 
     Args:
         fetch: from `parse`.
         caller: whose rows may be read (access.py) and whose time zone dates use.
+        catalog: the entities, their tables and attributes (`store.catalog.CATALOG`).
         now: the instant relative date operators count from; must be timezone-aware.
         dialect_name: "sqlite" or "postgresql" (string folding and date grouping differ).
 
@@ -118,7 +119,7 @@ def compile_fetch(
         tz = ZoneInfo(caller.time_zone)
     except (ZoneInfoNotFoundError, ValueError):
         tz = None
-    ctx = Context(caller, now, tz or ZoneInfo("UTC"), dialect_name, fetch.source)
+    ctx = Context(caller, catalog, now, tz or ZoneInfo("UTC"), dialect_name, fetch.source)
     if tz is None:
         ctx.fail(
             f"Unknown time zone '{caller.time_zone}' in the caller's user settings.",
@@ -128,13 +129,11 @@ def compile_fetch(
         )
     page, page_size = _limits(fetch, ctx)
     root_node = fetch.entity
-    info = find_entity(root_node.name)
-    if info is None:
-        ctx.fail("The specified entity was not found.", codes.NO_ENTITY, root_node.pos, "entity")
+    info = ctx.entity(root_node.name, root_node.pos, "entity")
     aliases = assign_aliases(fetch, ctx)
     root = ctx.bind(root_node.name, info)
     where: list[ColumnElement[bool]] = []
-    rule = row_filter(info, root.table, caller)
+    rule = ctx.rule(info, root.table)
     if rule is not None:
         where.append(rule)
     linker = Linker(ctx, aliases)

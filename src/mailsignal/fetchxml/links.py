@@ -15,8 +15,6 @@ from sqlalchemy import FromClause, and_, exists, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import ast, codes
-from .access import row_filter
-from .catalog import entity as find_entity
 from .conditions import condition
 from .scope import Bound, Context
 
@@ -84,11 +82,7 @@ class Linker:
     def _bind(self, link: ast.LinkEntity, parent: Bound) -> tuple[Bound, list[ColumnElement[bool]]]:
         """Bind `link` in scope; return it with its join condition and row-level rule."""
         ctx = self.ctx
-        info = find_entity(link.name)
-        if info is None:
-            ctx.fail(
-                "The specified entity was not found.", codes.NO_ENTITY, link.pos, "link-entity"
-            )
+        info = ctx.entity(link.name, link.pos, "link-entity")
         bound = ctx.bind(self.aliases[id(link)], info)
         mine, mine_info = ctx.column(bound, link.from_attr, link.pos, "link-entity")
         theirs, theirs_info = ctx.column(parent, link.to_attr, link.pos, "link-entity")
@@ -101,7 +95,7 @@ class Linker:
                 "link-entity",
             )
         on = [mine == theirs]
-        rule = row_filter(info, bound.table, ctx.caller)
+        rule = ctx.rule(info, bound.table)
         if rule is not None:
             on.append(rule)
         return bound, on

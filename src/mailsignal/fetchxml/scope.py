@@ -17,8 +17,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..errors import FetchXmlError, FetchXmlQueryError
 from . import ast, codes
-from .access import Caller
-from .catalog import AttributeInfo, EntityInfo
+from .access import Caller, row_filter
+from .catalog import AttributeInfo, Catalog, EntityInfo
 from .xmlread import excerpt
 
 
@@ -33,9 +33,11 @@ class Bound:
 
 @dataclass
 class Context:
-    """Per-compilation state: who asks, when, where (dialect), and what is in scope."""
+    """Per-compilation state: who asks, when, where (dialect), what exists (the catalog)
+    and what is in scope."""
 
     caller: Caller
+    catalog: Catalog
     now: datetime
     tz: ZoneInfo
     dialect: str
@@ -66,6 +68,17 @@ class Context:
         self.counter += 1
         self.scope[alias] = bound
         return bound
+
+    def entity(self, name: str, pos: ast.Pos, element: str) -> EntityInfo:
+        """The catalog entity `name`, or Dataverse's 0x80041102."""
+        info = self.catalog.entity(name)
+        if info is None:
+            self.fail("The specified entity was not found.", codes.NO_ENTITY, pos, element)
+        return info
+
+    def rule(self, entity: EntityInfo, table: FromClause) -> ColumnElement[bool] | None:
+        """The row-level rule (access.py) for `table`, an alias of `entity`."""
+        return row_filter(entity, table, self.caller, self.catalog)
 
     def resolve(self, alias: str, pos: ast.Pos, element: str, code: str) -> Bound:
         bound = self.scope.get(alias)

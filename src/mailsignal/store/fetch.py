@@ -1,19 +1,27 @@
-"""Run a FetchXML query on a connection and shape the rows as Dataverse returns them."""
+"""Run a FetchXML query: parse, compile over the store's catalog, execute, shape one page.
+
+The compiler (`mailsignal.fetchxml`) is pure: it turns the text into a SQLAlchemy
+`Select` over `store.catalog.CATALOG` and says what the query needs. This module is the
+part that touches the database: it installs `mailsignal_datepart` on a SQLite
+connection when date grouping asks for it, runs the page and the total count, and makes
+the paging cookie from the last row (docs/fetchxml.md).
+"""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
-from . import codes
-from .access import Caller
-from .aggregate import register_sqlite_functions
-from .compile import compile_fetch
-from .paging import encode
-from .parse import parse
+from ..errors import NotFoundError
+from ..fetchxml import Caller, CompiledFetch, codes, compile_fetch, parse
+from ..fetchxml.aggregate import SQLITE_FUNCTION, sqlite_datepart
+from ..fetchxml.paging import encode
+from . import users
+from .catalog import CATALOG
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,38 @@ class FetchResult:
     total_record_count_limit_exceeded: bool
 
 
+def load_caller(conn: Connection, user_id: uuid.UUID) -> Caller:
+    """The `Caller` of a stored user: admin from `accessrole`, zone from usersettings.
+
+    Raises:
+        NotFoundError: no such systemuser.
+    """
+    found = users.access(conn, user_id)
+    if found is None:
+        raise NotFoundError(f"systemuser With Id = {user_id} Does Not Exist")
+    role, zone = found
+    return Caller(user_id, role == "admin", zone)
+
+
+def compile_xml(
+    xml: str, caller: Caller, *, dialect_name: str, now: datetime | None = None
+) -> CompiledFetch:
+    """Parse and compile `xml` over the store's catalog without running it (what `execute`
+    runs; also how a saved view is validated).
+
+    Raises:
+        FetchXmlParseError, FetchXmlQueryError: the query is refused (Dataverse's codes).
+    """
+    return compile_fetch(
+        parse(xml), caller, CATALOG, now=now or datetime.now(UTC), dialect_name=dialect_name
+    )
+
+
+def _install_sqlite_functions(dbapi_connection: Any) -> None:
+    """`mailsignal_datepart` on a sqlite3 connection (idempotent: replaces itself)."""
+    dbapi_connection.create_function(SQLITE_FUNCTION, 3, sqlite_datepart, deterministic=True)
+
+
 def execute(
     conn: Connection, xml: str, caller: Caller, *, now: datetime | None = None
 ) -> FetchResult:
@@ -50,11 +90,9 @@ def execute(
     Raises:
         FetchXmlParseError, FetchXmlQueryError: the query is refused (Dataverse's codes).
     """
-    compiled = compile_fetch(
-        parse(xml), caller, now=now or datetime.now(UTC), dialect_name=conn.dialect.name
-    )
+    compiled = compile_xml(xml, caller, now=now, dialect_name=conn.dialect.name)
     if compiled.needs_sqlite_functions:
-        register_sqlite_functions(conn.connection.driver_connection)
+        _install_sqlite_functions(conn.connection.driver_connection)
     result = conn.execute(compiled.select).all()
     more = compiled.top is None and len(result) > compiled.page_size
     if more:

@@ -1,0 +1,288 @@
+"""The Web API's endpoints: WhoAmI, RetrieveMultiple (`?fetchXml=`, `?savedQuery=`),
+Retrieve (`{entityset}({id})?$select=`), the `savedqueries` set, and PATCH (update, or
+create for contacts, leads and accounts)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+import xml.etree.ElementTree as ET
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Connection, Engine
+
+from ...errors import MailSignalError
+from ...fetchxml import Caller, EntityInfo, parse
+from ...store import fetch, records, users
+from ...store.catalog import CATALOG
+from ..api import current_user
+from . import writes
+from .errors import DataverseError, does_not_exist, handle
+from .shape import (
+    FORMATTED,
+    MORE,
+    PAGING,
+    TOTAL,
+    TOTAL_EXCEEDED,
+    lookup_refs,
+    prefer_annotations,
+    shape,
+    wants,
+)
+
+PREFIX = "/api/data/v9.2"
+router = APIRouter(prefix=PREFIX, tags=["dataverse"])
+_KEY = re.compile(r"^(?P<set>[A-Za-z_]+)\((?P<id>[0-9A-Fa-f-]{36})\)$")
+
+
+def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _entity_set(name: str) -> EntityInfo:
+    info = CATALOG.entity_set(name)
+    if info is None:
+        raise DataverseError(404, "", f"Resource not found for the segment '{name}'.")
+    return info
+
+
+def _caller(request: Request, conn: Connection) -> Caller:
+    return fetch.load_caller(conn, current_user(request)["systemuserid"])
+
+
+def _shaped(
+    conn: Connection,
+    info: EntityInfo,
+    rows: list[dict[str, Any]],
+    wanted: set[str] | None,
+    caller: Caller,
+) -> list[dict[str, Any]]:
+    """`rows` shaped for the caller, with the lookups' display names when asked for."""
+    names = records.display_names(conn, lookup_refs(info, rows)) if wants(wanted, FORMATTED) else {}
+    return shape(info, rows, wanted, ZoneInfo(caller.time_zone), names)
+
+
+@router.get("/WhoAmI")
+def who_am_i(request: Request) -> Any:
+    """The caller's ids, as Dataverse's WhoAmI function returns them."""
+
+    def run() -> Any:
+        with _engine(request).begin() as conn:
+            user = current_user(request)
+            org = users.get_org(conn)
+        base = str(request.base_url).rstrip("/")
+        return {
+            "@odata.context": f"{base}{PREFIX}/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
+            "BusinessUnitId": str(org["organizationid"]),
+            "UserId": str(user["systemuserid"]),
+            "OrganizationId": str(org["organizationid"]),
+        }
+
+    return handle(run)
+
+
+def _saved_queries(request: Request) -> Any:
+    """`savedqueries`: the shipped and user views (Dataverse's system-view entity set)."""
+    from ... import views
+
+    with _engine(request).connect():
+        current_user(request)
+    base = str(request.base_url).rstrip("/")
+    return JSONResponse(
+        {
+            "@odata.context": f"{base}{PREFIX}/$metadata#savedqueries",
+            "value": [
+                {
+                    "savedqueryid": str(v.id),
+                    "name": v.name,
+                    "description": v.description,
+                    "returnedtypecode": v.entity,
+                    "fetchxml": v.fetchxml,
+                    "querytype": 0,
+                    "isdefault": v.slug == "engaged-this-week",
+                }
+                for v in views.all_views(request.app.state.settings.data_dir)
+            ],
+        }
+    )
+
+
+def _saved_query_xml(request: Request, key: str, info: EntityInfo) -> str:
+    from ... import views
+
+    try:
+        view = views.find(request.app.state.settings.data_dir, str(uuid.UUID(key)))
+    except (ValueError, MailSignalError) as exc:
+        raise DataverseError(
+            404, "0x80040217", f"savedquery With Id = {key} Does Not Exist"
+        ) from exc
+    if view.entity != info.name:
+        raise DataverseError(
+            400,
+            "0x80041128",
+            "The entity name specified in the saved "
+            "query does not match the entity name in the URL.",
+        )
+    return view.fetchxml
+
+
+def _with_count(xml: str) -> str:
+    root = ET.fromstring(xml)  # noqa: S314 - the text already passed fetchxml.parse
+    root.set("returntotalrecordcount", "true")
+    return ET.tostring(root, encoding="unicode")
+
+
+@router.get("/{segment}")
+def retrieve(segment: str, request: Request) -> Any:
+    """`{entityset}?fetchXml=...` (RetrieveMultiple) or `{entityset}({id})?$select=...`."""
+
+    def run() -> Any:
+        key = _KEY.match(segment)
+        if key:
+            return _retrieve_one(request, _entity_set(key["set"]), uuid.UUID(key["id"]))
+        if segment == "savedqueries":
+            return _saved_queries(request)
+        info = _entity_set(segment)
+        params = dict(request.query_params)
+        for name in params:
+            if name not in ("fetchXml", "$count", "savedQuery"):
+                raise DataverseError(400, "0x0", f"The query parameter {name} is not supported")
+        xml = params.get("fetchXml")
+        if params.get("savedQuery"):
+            xml = _saved_query_xml(request, params["savedQuery"], info)
+        if not xml:
+            raise DataverseError(
+                400,
+                "0x0",
+                "This endpoint needs a fetchXml query parameter "
+                "(OData $filter queries are not supported).",
+            )
+        if parse(xml).entity.name != info.name:
+            raise DataverseError(
+                400,
+                "0x80041128",
+                "The entity name specified in FetchXml does not match the entity name in the URL.",
+            )
+        if params.get("$count", "").lower() == "true":
+            xml = _with_count(xml)
+        wanted, applied = prefer_annotations(request)
+        with _engine(request).connect() as conn:
+            caller = _caller(request, conn)
+            result = fetch.execute(conn, xml, caller)
+            value = _shaped(conn, info, result.rows, wanted, caller)
+        base = str(request.base_url).rstrip("/")
+        body: dict[str, Any] = {"@odata.context": f"{base}{PREFIX}/$metadata#{info.entity_set}"}
+        if result.total_record_count is not None:
+            body["@odata.count"] = result.total_record_count
+            body[f"@{TOTAL}"] = result.total_record_count
+            body[f"@{TOTAL_EXCEEDED}"] = result.total_record_count_limit_exceeded
+        if result.more_records and wants(wanted, PAGING) and result.paging_cookie:
+            body[f"@{PAGING}"] = result.paging_cookie
+        if wants(wanted, MORE):
+            body[f"@{MORE}"] = result.more_records
+        body["value"] = value
+        headers = {"Preference-Applied": applied} if applied else {}
+        return JSONResponse(body, headers={"OData-Version": "4.0", **headers})
+
+    return handle(run)
+
+
+def _fetch_one(info: EntityInfo, record: uuid.UUID, select_: list[str] | None) -> str:
+    """The FetchXML that reads one record (so row-level access applies to it too)."""
+    if select_:
+        for name in select_:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+                raise DataverseError(400, "0x0", f"Could not find a property named '{name}'.")
+        columns = "".join(
+            f'<attribute name="{n}"/>'
+            for n in dict.fromkeys([info.primary_key, *select_, "modifiedon"])
+            if info.attribute(n)
+        )
+        unknown = [n for n in select_ if info.attribute(n) is None]
+        if unknown:
+            raise DataverseError(
+                400,
+                "0x0",
+                f"Could not find a property named '{unknown[0]}' "
+                f"on type 'Microsoft.Dynamics.CRM.{info.name}'.",
+            )
+    else:
+        columns = "<all-attributes/>"
+    return (
+        f'<fetch><entity name="{info.name}">{columns}<filter><condition '
+        f'attribute="{info.primary_key}" operator="eq" value="{record}"/></filter>'
+        "</entity></fetch>"
+    )
+
+
+def _retrieve_one(
+    request: Request, info: EntityInfo, record: uuid.UUID, select_: list[str] | None = None
+) -> Any:
+    if select_ is None:
+        raw = request.query_params.get("$select")
+        select_ = [s.strip() for s in raw.split(",") if s.strip()] if raw else None
+    wanted, applied = prefer_annotations(request)
+    with _engine(request).connect() as conn:
+        caller = _caller(request, conn)
+        result = fetch.execute(conn, _fetch_one(info, record, select_), caller)
+        if not result.rows:
+            raise does_not_exist(info, record)
+        [row] = _shaped(conn, info, result.rows, wanted, caller)
+    if select_ and "modifiedon" not in select_:
+        row.pop("modifiedon", None)
+    base = str(request.base_url).rstrip("/")
+    body = {"@odata.context": f"{base}{PREFIX}/$metadata#{info.entity_set}/$entity", **row}
+    headers = {"OData-Version": "4.0"}
+    if applied:
+        headers["Preference-Applied"] = applied
+    if "@odata.etag" in row:
+        headers["ETag"] = row["@odata.etag"]
+    return JSONResponse(body, headers=headers)
+
+
+@router.patch("/{segment}")
+async def patch(segment: str, request: Request) -> Any:
+    """Update writable columns (204, or 200 with `Prefer: return=representation`)."""
+    raw = await request.body()
+
+    def run() -> Any:
+        key = _KEY.match(segment)
+        if not key:
+            _entity_set(segment)
+            raise DataverseError(405, "0x0", f"PATCH needs a single record: {segment}(<id>).")
+        info = _entity_set(key["set"])
+        record = uuid.UUID(key["id"])
+        if info.entity_set not in writes.WRITABLE:
+            raise DataverseError(405, "0x0", f"{info.entity_set} cannot be updated here.")
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError as exc:
+            raise DataverseError(400, "0x0", f"Invalid JSON body: {exc.msg}.") from exc
+        if not isinstance(body, dict):
+            raise DataverseError(400, "0x0", "The request body must be a JSON object.")
+        values = writes.values(info, body)
+        with _engine(request).begin() as conn:
+            caller = _caller(request, conn)
+            writes.check_write(info, record, caller)
+            current = records.get(conn, info, record)
+            writes.preconditions(request, info, record, current)
+            if current is None:
+                if info.entity_set not in writes.CREATABLE:
+                    raise does_not_exist(info, record)
+                records.create(conn, info, record, values)
+            elif values:
+                records.update_columns(conn, info, record, values)
+        if "return=representation" in request.headers.get("prefer", ""):
+            return _retrieve_one(request, info, record)
+        base = str(request.base_url).rstrip("/")
+        return Response(
+            status_code=204,
+            headers={"OData-EntityId": f"{base}{PREFIX}/{info.entity_set}({record})"},
+        )
+
+    return handle(run)
