@@ -31,9 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mailsignal.model import TokenKind  # noqa: E402
 from mailsignal.settings import create_secret, load_keyring  # noqa: E402
 from mailsignal.tokens import Signer  # noqa: E402
+from mailsignal.urls import TrackingUrls  # noqa: E402
 from mailsignal.web.track import GIF  # noqa: E402
 
 NGINX_CONF = """
@@ -126,7 +126,7 @@ def main() -> None:
     subprocess.run([exe, "init"], env=env, check=True, capture_output=True)
     create_secret(data / "secret.key")
     keys, current = load_keyring(data / "secret.key")
-    token = Signer(keys, current).sign(TokenKind.OPEN, 1)
+    signer = Signer(keys, current)
 
     nginx = subprocess.Popen(
         [
@@ -150,9 +150,10 @@ def main() -> None:
     try:
         wait_port(nginx_port)
         wait_port(ms_port)
+        # The pixel URL exactly as a tracked copy carries it (nginx's serves any /o/ path).
         urls = {
-            "nginx": f"http://127.0.0.1:{nginx_port}/o/{token}.gif",
-            "mailsignal": f"http://127.0.0.1:{ms_port}/o/{token}.gif",
+            "nginx": TrackingUrls(signer, f"http://127.0.0.1:{nginx_port}").pixel(1),
+            "mailsignal": TrackingUrls(signer, f"http://127.0.0.1:{ms_port}").pixel(1),
         }
         for url in urls.values():  # warm up
             wrk(url, 2, args.connections)

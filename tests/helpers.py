@@ -55,16 +55,10 @@ def tracked_urls(msg: EmailMessage | str) -> list[str]:
 
 
 def track_html(conn: Connection, signer: Signer, recipients: list[str], **kw: Any) -> Any:
+    """Track the HTML sales email from the rep; `kw` goes to `Outgoing.track` (sent_at)."""
     msg = outgoing.build_message("rep@northwind.test", recipients, "Hello", HTML, None)
-    return outgoing.track(
-        conn,
-        signer,
-        "http://track.test",
-        msg,
-        sender="rep@northwind.test",
-        recipients=recipients,
-        **kw,
-    )
+    service = outgoing.Outgoing(signer, "http://track.test")
+    return service.track(conn, msg, sender="rep@northwind.test", recipients=recipients, **kw)
 
 
 class LandingPage(BaseHTTPRequestHandler):

@@ -6,10 +6,11 @@ import csv
 import io
 import json
 import os
+import re
 import uuid
-from typing import Any
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -78,6 +79,74 @@ def test_import_emails_reports_bad_lines_and_is_idempotent(
     assert all(tracked_urls(str(c["mime"])) for c in copies)
     again = import_emails(engine, _signer(settings), settings, _emails_jsonl(), io.StringIO())
     assert (again.imported, again.duplicates) == (0, 2)
+
+
+MIME = (
+    "From: Rep <rep@northwind.test>\nTo: Dana <dana@contoso.test>\nCc: lee@fabrikam.test\n"
+    "Subject: Pricing\nMIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n"
+    '<p>See <a href="https://example.com/pricing">pricing</a></p>\n'
+)
+
+
+def test_import_emails_takes_a_whole_message_as_mime(engine: Engine, settings: Settings) -> None:
+    with engine.begin() as conn:
+        add_rep(conn)
+    rep = "rep@northwind.test"
+    lines = [
+        json.dumps({"sender": rep, "mime": MIME, "sent_at": SENT.isoformat()}),
+        json.dumps(
+            {
+                "sender": rep,
+                "mime": MIME.replace("Cc: lee", "Message-ID: <m@x>\nCc: lee"),
+                "recipients": ["sam@adatum.test"],
+            }
+        ),
+        json.dumps({"sender": rep, "mime": 42}),
+        json.dumps({"sender": rep, "mime": MIME, "html": "<p>x</p>"}),
+        json.dumps({"sender": rep, "mime": "no header block at all"}),
+        json.dumps({"sender": rep, "mime": MIME.split("\n", 3)[3]}),  # neither To nor Cc
+        json.dumps({"sender": rep, "mime": "Message-ID: <a@x>\n" + MIME, "message_id": "<b@x>"}),
+    ]
+    out = io.StringIO()
+    summary = import_emails(engine, _signer(settings), settings, lines, out)
+    assert (summary.imported, summary.duplicates) == (2, 0)
+    assert summary.errors == [
+        "line 3: mime must be a string: a whole RFC 5322 message, as text",
+        "line 4: give either mime or html/text, not both",
+        "line 5: mime: not an email message: no header block with "
+        "From/To/Subject/Date/MIME-Version",
+        "line 6: recipients: none given and mime has no To or Cc address",
+        "line 7: message_id '<b@x>' differs from the Message-ID of mime",
+    ]
+    copies = [json.loads(line) for line in out.getvalue().splitlines()]
+    # Recipients default to the message's To and Cc; given ones win.
+    assert [(c["line"], c["recipient"]) for c in copies] == [
+        (1, "dana@contoso.test"),
+        (1, "lee@fabrikam.test"),
+        (2, "sam@adatum.test"),
+    ]
+    assert copies[2]["messageid"] == "<m@x>"
+    assert copies[0]["messageid"].startswith("<import-")  # derived: re-imports find it
+    assert all(tracked_urls(str(c["mime"])) for c in copies)
+    again = import_emails(engine, _signer(settings), settings, lines[:2], io.StringIO())
+    assert (again.imported, again.duplicates) == (0, 2)
+
+
+def test_import_hits_of_a_download_link_with_its_file_name(
+    engine: Engine, settings: Settings
+) -> None:
+    settings = settings.model_copy(update={"attachments_mode": "all"})
+    with engine.begin() as conn:
+        add_rep(conn)
+    eml = Path(__file__).parent / "fixtures" / "mail" / "html_attachment.eml"
+    line = json.dumps({"sender": "rep@northwind.test", "mime": eml.read_text()})
+    out = io.StringIO()
+    assert import_emails(engine, _signer(settings), settings, [line], out).imported == 1
+    copy = json.loads(out.getvalue())["mime"]
+    [url] = set(re.findall(r"http://track\.test/a/[A-Za-z0-9_-]+", copy))  # html and text
+    hit = {"time": (SENT + timedelta(hours=1)).isoformat(), "url": f"{url}/uptime-2025-10.html"}
+    summary = import_hits(engine, _signer(settings), settings, [json.dumps(hit)])
+    assert (summary.imported, summary.errors) == (1, [])
 
 
 def _hit_lines(copies: list[dict[str, object]]) -> tuple[list[str], str]:

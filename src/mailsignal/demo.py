@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from . import outgoing
+from .model import RawHit, TokenKind
+from .outgoing import Outgoing, build_message
 from .pipeline.enrichment import default_enrichment
 from .pipeline.ingest import store_hits
-from .model import RawHit, TokenKind
 from .settings import Settings
 from .store import emails, parties, users
 from .tokens import Signer
@@ -125,6 +125,7 @@ def load(engine: Engine, settings: Settings, signer: Signer, now: datetime | Non
     """Create the demo team, emails and hits; returns the number of emails."""
     now = now or datetime.now(UTC)
     enrichment = default_enrichment(settings)
+    service = Outgoing.from_settings(settings, signer)
     with engine.begin() as conn:
         if users.by_address(conn, "alice@northwind.test") is None:
             users.add(
@@ -137,7 +138,7 @@ def load(engine: Engine, settings: Settings, signer: Signer, now: datetime | Non
             account = parties.add(conn, "account", company, None)
             parties.add(conn, "contact", name, address, parent=account)
             sent = now - timedelta(days=n, hours=2)
-            msg = outgoing.build_message(
+            msg = build_message(
                 "alice@northwind.test",
                 [address],
                 subject,
@@ -145,14 +146,8 @@ def load(engine: Engine, settings: Settings, signer: Signer, now: datetime | Non
                 None,
                 sent_at=sent,
             )
-            tracked = outgoing.track(
-                conn,
-                signer,
-                settings.base_url,
-                msg,
-                sender="alice@northwind.test",
-                recipients=[address],
-                sent_at=sent,
+            tracked = service.track(
+                conn, msg, sender="alice@northwind.test", recipients=[address], sent_at=sent
             )
             delivery = tracked.copies[0].delivery_id
             links = emails.link_ids(conn, tracked.activity_id)

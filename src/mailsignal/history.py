@@ -19,20 +19,22 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from typing import IO, Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
-from . import outgoing
 from .enrich import Pipeline
-from .errors import InputError, MailSignalError, TokenError
+from .errors import InputError, MailSignalError, MimeError, TokenError
+from .instrument import parse_message
+from .model import RawHit, TokenKind
+from .outgoing import Outgoing, build_message, recipients_of
 from .pipeline.backfill import Backfill
 from .pipeline.enrichment import default_enrichment
-from .model import RawHit, TokenKind
 from .settings import Settings
 from .store import emails, events
 from .tokens import Signer
+from .urls import parse_url
 
 Progress = Callable[[int], None]
 
@@ -73,6 +75,7 @@ def import_emails(
     progress: Progress | None = None,
 ) -> Summary:
     """One JSON object per line; writes one JSON line per recipient copy to `out`."""
+    service = Outgoing.from_settings(settings, signer)
     summary = Summary()
     for lineno, line in enumerate(lines, 1):
         summary.lines += 1
@@ -84,7 +87,7 @@ def import_emails(
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise InputError("expected a JSON object")
-            written = _import_email(engine, signer, settings, record, line, lineno, out)
+            written = _import_email(engine, service, record, line, lineno, out)
         except json.JSONDecodeError as exc:
             summary.error(lineno, f"not JSON ({exc.msg} at column {exc.colno})")
             continue
@@ -100,49 +103,25 @@ def import_emails(
 
 def _import_email(
     engine: Engine,
-    signer: Signer,
-    settings: Settings,
+    service: Outgoing,
     record: dict[str, Any],
     line: str,
     lineno: int,
     out: IO[str],
 ) -> bool:
     sender = record.get("sender")
-    recipients = record.get("recipients")
     if not isinstance(sender, str) or not sender:
         raise InputError("sender is required")
-    if (
-        not isinstance(recipients, list)
-        or not recipients
-        or not all(isinstance(r, str) for r in recipients)
-    ):
-        raise InputError("recipients must be a non-empty list of addresses")
     sent_at = _aware(record["sent_at"], "sent_at") if "sent_at" in record else None
     # A stable Message-ID makes re-imports find the email they already made.
     key = hashlib.sha256(line.strip().encode()).hexdigest()[:32]
-    message_id = record.get("message_id") or f"<import-{key}@mailsignal.invalid>"
+    msg, recipients, message_id = _email_of(
+        record, sender, sent_at, f"<import-{key}@mailsignal.invalid>"
+    )
     with engine.begin() as conn:
         if emails.by_message_id(conn, message_id, sender.lower()) is not None:
             return False
-        msg = outgoing.build_message(
-            sender,
-            recipients,
-            str(record.get("subject", "")),
-            record.get("html"),
-            record.get("text"),
-            message_id,
-            sent_at,
-        )
-        result = outgoing.track(
-            conn,
-            signer,
-            settings.base_url,
-            msg,
-            sender=sender,
-            recipients=recipients,
-            sent_at=sent_at,
-            honeypot=settings.honeypot,
-        )
+        result = service.track(conn, msg, sender=sender, recipients=recipients, sent_at=sent_at)
     for copy in result.copies:
         out.write(
             json.dumps(
@@ -162,6 +141,51 @@ def _import_email(
     return True
 
 
+def _email_of(
+    record: dict[str, Any], sender: str, sent_at: datetime | None, derived_id: str
+) -> tuple[EmailMessage, list[str], str]:
+    """The message a record stands for, its recipients and its Message-ID: built from
+    `html`/`text`, or `mime` (a whole message, attachments and all) as it is."""
+    recipients = record.get("recipients")
+    if recipients is not None and (
+        not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients)
+    ):
+        raise InputError("recipients must be a non-empty list of addresses")
+    given_id = record.get("message_id") or None  # "" as if absent, as it always was
+    if given_id is not None and not isinstance(given_id, str):
+        raise InputError("message_id must be a string")
+    mime = record.get("mime")
+    if mime is None:
+        if not recipients:
+            raise InputError("recipients must be a non-empty list of addresses")
+        message_id = given_id or derived_id
+        subject = str(record.get("subject", ""))
+        msg = build_message(
+            sender, recipients, subject, record.get("html"), record.get("text"), message_id, sent_at
+        )
+        return msg, recipients, message_id
+    if not isinstance(mime, str):
+        raise InputError("mime must be a string: a whole RFC 5322 message, as text")
+    if record.get("html") is not None or record.get("text") is not None:
+        raise InputError("give either mime or html/text, not both")
+    try:
+        msg = parse_message(mime)
+    except MimeError as exc:
+        raise InputError(f"mime: {exc.message}") from exc
+    recipients = recipients or recipients_of(msg)
+    if not recipients:
+        raise InputError("recipients: none given and mime has no To or Cc address")
+    own_id = str(msg["Message-ID"]).strip() if msg.get("Message-ID") is not None else None
+    if own_id is None:
+        # Without an id of its own the message gets the record's (or the derived one),
+        # which is what makes importing it again a no-op.
+        own_id = given_id or derived_id
+        msg["Message-ID"] = own_id
+    elif given_id is not None and given_id.strip() != own_id:
+        raise InputError(f"message_id {given_id!r} differs from the Message-ID of mime")
+    return msg, recipients, own_id
+
+
 # --- hits --------------------------------------------------------------------------------
 
 # nginx/Apache "combined": ip - user [time] "request" status bytes "referer" "agent"
@@ -171,16 +195,11 @@ _COMBINED = re.compile(
 )
 
 
-def _token_of(path: str) -> tuple[str, TokenKind | None]:
-    path = urlsplit(path).path
-    if path.startswith("/o/"):
-        token = path[3:]
-        return (token[:-4] if token.endswith(".gif") else token), TokenKind.OPEN
-    if path.startswith("/c/"):
-        return path[3:], None
-    if path.startswith("/a/"):
-        return path[3:], TokenKind.ATTACHMENT
-    raise InputError(f"{path[:80]!r} is not a MailSignal tracking URL (/o/, /c/ or /a/)")
+def _token_of(url: str) -> tuple[str, TokenKind | None]:
+    found = parse_url(url)
+    if found is None:
+        raise InputError(f"{url[:80]!r} is not a MailSignal tracking URL (/o/, /c/ or /a/)")
+    return found
 
 
 def _hit(

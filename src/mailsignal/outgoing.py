@@ -1,8 +1,12 @@
-"""Register an outgoing email and instrument one copy per recipient.
+"""Outgoing mail as a service: register an email and instrument one copy per recipient.
 
 The one place where policy (org switch, sender opt-in, recipient do-not-track), the
-store (email, deliveries, links) and the pure instrumenter meet, so the REST API, the
-CLI and the SMTP relay all track mail the same way.
+store (email, deliveries, links, attachments) and the pure instrumenter meet. `Outgoing`
+is built once from settings where its caller lives (the REST app, `emails instrument`,
+`import emails`, the relay, the demo) and holds what stays the same from one message to
+the next: the tracking URLs (signer and base URL, urls.py), the honeypot switch and the
+attachment policy with the directory its files go to. So every path tracks mail the same
+way, `attachments_mode` included, and a caller hands over a message and its recipients.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from sqlalchemy import Connection
 
 from . import instrument
 from .addresses import normalise_address
-from .attachments import AttachmentLink, find_attachments, replace_attachments
 from .errors import InputError, NotFoundError
-from .model import TokenKind, TrackingDecision, new_id
+from .instrument import AttachmentLink, find_attachments, replace_attachments
+from .model import TrackingDecision, new_id
+from .settings import Settings
 from .store import parties, sent, users
 from .store.files import AttachmentFiles, AttachmentMeta
 from .tokens import Signer
+from .urls import TrackingUrls
 
 
 class TrackedCopy:
@@ -72,6 +78,9 @@ class TrackedEmail:
     activity_id: uuid.UUID
     message_id: str
     copies: list[TrackedCopy]
+    # The email's `emailtrackingid`: the relay writes it into each tracked copy's
+    # X-MailSignal-Id, so replies and bounces that lost In-Reply-To still find the email.
+    tracking_id: uuid.UUID
 
 
 def build_message(
@@ -106,111 +115,168 @@ def recipients_of(msg: EmailMessage) -> list[str]:
     return [addr for _name, addr in pairs if addr]
 
 
-def track(
-    conn: Connection,
-    signer: Signer,
-    base_url: str,
-    msg: EmailMessage | instrument.Prepared,
-    *,
-    sender: str,
-    recipients: list[str],
-    sent_at: datetime | None = None,
-    honeypot: bool = False,
-    attachments: AttachmentFiles | None = None,
-) -> TrackedEmail:
-    """Store the email and return each recipient's (instrumented or untouched) copy.
+class Outgoing:
+    """Tracks outgoing email: built once (see the module docstring), used for every message.
 
-    `msg` is copied first, so the caller's message stays as given; a caller that hands
-    over a message of its own can pass `instrument.prepare(msg)` instead (the relay scans
-    the message before it takes the database lock), which is used as it is.
-
-    With `attachments` (its policy not "off"), the attachments it selects are kept as
-    files and replaced in each tracked copy by per-recipient download links; untracked
-    copies keep them.
+    With `attachments` (its policy not "off"), the attachments the policy selects are
+    kept as files and replaced in each tracked copy by per-recipient download links;
+    untracked copies keep them.
     """
-    if not recipients:
-        raise InputError("no recipients")
-    user = users.by_address(conn, sender)
-    if user is None:
-        raise NotFoundError(f"unknown sender {sender}: add them with `mailsignal users add`")
-    if user["isdisabled"]:
-        raise InputError(f"sender {sender} is disabled")
-    org = users.get_org(conn)
-    prepared: instrument.Prepared | None = None
-    if isinstance(msg, instrument.Prepared):
-        prepared, mail = msg, msg.msg
-    else:
-        mail = copy.deepcopy(msg)  # the caller's message stays as given
-    if mail.get("Message-ID") is None:
-        mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    message_id = str(mail["Message-ID"]).strip()
-    normalised = list(dict.fromkeys(normalise_address(r) for r in recipients))
 
-    found = parties.find_many(conn, normalised)
-    decisions: list[tuple[str, TrackingDecision, tuple[str, uuid.UUID, bool] | None]] = []
-    for address in normalised:
-        party = found.get(address)
-        decision = instrument.decide(
-            bool(org["isemailmonitoringallowed"]),
-            bool(user["emailengagementoptin"]),
-            party[2] if party else True,
+    __slots__ = ("attachments", "honeypot", "urls")
+
+    def __init__(
+        self,
+        signer: Signer,
+        base_url: str,
+        *,
+        honeypot: bool = False,
+        attachments: AttachmentFiles | None = None,
+    ) -> None:
+        self.urls = TrackingUrls(signer, base_url)
+        self.honeypot = honeypot
+        self.attachments = (
+            attachments if attachments is not None and attachments.policy.mode != "off" else None
         )
-        decisions.append((address, decision, party))
-    regarding = next((p for _a, _d, p in decisions if p is not None), None)
 
-    activity_id = sent.insert_email(
-        conn,
-        {
-            "activityid": new_id(),
-            "subject": str(mail.get("Subject", ""))[:800],
-            "senton": sent_at or datetime.now(UTC),
-            "sender": normalise_address(sender),
-            "torecipients": ";".join(normalised)[:10000],
-            "ownerid": user["systemuserid"],
-            "messageid": message_id[:998],
-            "regardingobjectid": regarding[1] if regarding else None,
-            "regardingobjecttypecode": regarding[0] if regarding else None,
-            "isemailfollowed": any(d.tracked for _a, d, _p in decisions),
-            "followemailuserpreference": bool(user["emailengagementoptin"]),
-        },
-    )
-    if prepared is None:
-        prepared = instrument.prepare(mail)
-    links = prepared.links
-    positions = sent.insert_links(conn, activity_id, [(link.url, link.text) for link in links])
-    link_ids = {links[position].url: link_id for position, link_id in positions.items()}
-    honeypot_link: int | None = None
-    if honeypot and any(d.tracked for _a, d, _p in decisions):
-        honeypot_link = sent.insert_honeypot(conn, activity_id, len(links))
-    files: dict[int, tuple[int, AttachmentMeta]] = {}
-    if attachments is not None and any(d.tracked for _a, d, _p in decisions):
-        files = _store_attachments(conn, attachments, mail, activity_id)
-    delivery_ids = sent.insert_deliveries(
-        conn,
-        activity_id,
-        [
-            {
-                "emailaddress": address,
-                "recipientobjectid": party[1] if party else None,
-                "recipientobjecttypecode": party[0] if party else None,
-                "tracked": decision.tracked,
-                "untrackedreasons": list(decision.reasons),
-            }
-            for address, decision, party in decisions
-        ],
-    )
-    copies: list[TrackedCopy] = []
-    for address, decision, _party in decisions:
-        delivery_id = delivery_ids[address]
-        message: EmailMessage | instrument.Copy = (
-            _instrument_copy(
-                signer, base_url, prepared, delivery_id, link_ids, honeypot_link, files
+    @classmethod
+    def from_settings(cls, settings: Settings, signer: Signer) -> Outgoing:
+        """`base_url`, `honeypot`, `attachments_mode`, `attachments_min_bytes`, `attachment_dir`."""
+        return cls(
+            signer,
+            settings.base_url,
+            honeypot=settings.honeypot,
+            attachments=AttachmentFiles.from_settings(settings),
+        )
+
+    def track(
+        self,
+        conn: Connection,
+        msg: EmailMessage | instrument.Prepared,
+        *,
+        sender: str,
+        recipients: list[str],
+        sent_at: datetime | None = None,
+    ) -> TrackedEmail:
+        """Store the email and return each recipient's (instrumented or untouched) copy.
+
+        `msg` is copied first, so the caller's message stays as given; a caller that
+        hands over a message of its own can pass `instrument.prepare(msg)` instead (the
+        relay scans the message before it takes the database lock), used as it is.
+        """
+        if not recipients:
+            raise InputError("no recipients")
+        user = users.by_address(conn, sender)
+        if user is None:
+            raise NotFoundError(f"unknown sender {sender}: add them with `mailsignal users add`")
+        if user["isdisabled"]:
+            raise InputError(f"sender {sender} is disabled")
+        org = users.get_org(conn)
+        prepared: instrument.Prepared | None = None
+        if isinstance(msg, instrument.Prepared):
+            prepared, mail = msg, msg.msg
+        else:
+            mail = copy.deepcopy(msg)  # the caller's message stays as given
+        if mail.get("Message-ID") is None:
+            mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+        message_id = str(mail["Message-ID"]).strip()
+        normalised = list(dict.fromkeys(normalise_address(r) for r in recipients))
+
+        found = parties.find_many(conn, normalised)
+        decisions: list[tuple[str, TrackingDecision, tuple[str, uuid.UUID, bool] | None]] = []
+        for address in normalised:
+            party = found.get(address)
+            decision = instrument.decide(
+                bool(org["isemailmonitoringallowed"]),
+                bool(user["emailengagementoptin"]),
+                party[2] if party else True,
             )
-            if decision.tracked
-            else mail
+            decisions.append((address, decision, party))
+        regarding = next((p for _a, _d, p in decisions if p is not None), None)
+        any_tracked = any(d.tracked for _a, d, _p in decisions)
+
+        # Made here rather than by the column default, so no caller reads it back.
+        tracking_id = new_id()
+        activity_id = sent.insert_email(
+            conn,
+            {
+                "activityid": new_id(),
+                "emailtrackingid": tracking_id,
+                "subject": str(mail.get("Subject", ""))[:800],
+                "senton": sent_at or datetime.now(UTC),
+                "sender": normalise_address(sender),
+                "torecipients": ";".join(normalised)[:10000],
+                "ownerid": user["systemuserid"],
+                "messageid": message_id[:998],
+                "regardingobjectid": regarding[1] if regarding else None,
+                "regardingobjecttypecode": regarding[0] if regarding else None,
+                "isemailfollowed": any_tracked,
+                "followemailuserpreference": bool(user["emailengagementoptin"]),
+            },
         )
-        copies.append(TrackedCopy(address, delivery_id, decision, message))
-    return TrackedEmail(activity_id, message_id, copies)
+        if prepared is None:
+            prepared = instrument.prepare(mail)
+        links = prepared.links
+        positions = sent.insert_links(conn, activity_id, [(link.url, link.text) for link in links])
+        link_ids = {links[position].url: link_id for position, link_id in positions.items()}
+        honeypot_link: int | None = None
+        if self.honeypot and any_tracked:
+            honeypot_link = sent.insert_honeypot(conn, activity_id, len(links))
+        files: dict[int, tuple[int, AttachmentMeta]] = {}
+        if self.attachments is not None and any_tracked:
+            files = _store_attachments(conn, self.attachments, mail, activity_id)
+        delivery_ids = sent.insert_deliveries(
+            conn,
+            activity_id,
+            [
+                {
+                    "emailaddress": address,
+                    "recipientobjectid": party[1] if party else None,
+                    "recipientobjecttypecode": party[0] if party else None,
+                    "tracked": decision.tracked,
+                    "untrackedreasons": list(decision.reasons),
+                }
+                for address, decision, party in decisions
+            ],
+        )
+        copies: list[TrackedCopy] = []
+        for address, decision, _party in decisions:
+            delivery_id = delivery_ids[address]
+            message: EmailMessage | instrument.Copy = (
+                self._instrument_copy(prepared, delivery_id, link_ids, honeypot_link, files)
+                if decision.tracked
+                else mail
+            )
+            copies.append(TrackedCopy(address, delivery_id, decision, message))
+        return TrackedEmail(activity_id, message_id, copies, tracking_id)
+
+    def _instrument_copy(
+        self,
+        prepared: instrument.Prepared,
+        delivery_id: int,
+        link_ids: dict[str, int],
+        honeypot_link: int | None,
+        files: dict[int, tuple[int, AttachmentMeta]],
+    ) -> EmailMessage | instrument.Copy:
+        urls = self.urls
+
+        def rewrite(url: str) -> str:
+            return urls.click(delivery_id, link_ids[url], url)
+
+        honeypot_url = None
+        if honeypot_link is not None:
+            honeypot_url = urls.honeypot(delivery_id, honeypot_link)
+        rendered = prepared.render(rewrite, urls.pixel(delivery_id), honeypot_url)
+        if not files:
+            return rendered
+        # After instrumenting, so the download links are not rewritten into click links.
+        links = {
+            index: AttachmentLink(
+                urls.download(delivery_id, attachment_id), meta.filename, meta.size
+            )
+            for index, (attachment_id, meta) in files.items()
+        }
+        return replace_attachments(rendered.message(), links, in_place=True)
 
 
 def _store_attachments(
@@ -240,35 +306,3 @@ def _store_attachments(
         files.write_meta(attachment_id, meta)
         stored[found.index] = (attachment_id, meta)
     return stored
-
-
-def _instrument_copy(
-    signer: Signer,
-    base_url: str,
-    prepared: instrument.Prepared,
-    delivery_id: int,
-    link_ids: dict[str, int],
-    honeypot_link: int | None,
-    files: dict[int, tuple[int, AttachmentMeta]],
-) -> EmailMessage | instrument.Copy:
-    def rewrite(url: str) -> str:
-        token = signer.sign(TokenKind.CLICK, delivery_id, link_ids[url], url)
-        return f"{base_url}/c/{token}"
-
-    pixel = f"{base_url}/o/{signer.sign(TokenKind.OPEN, delivery_id)}.gif"
-    honeypot_url = None
-    if honeypot_link is not None:
-        honeypot_url = f"{base_url}/c/{signer.sign(TokenKind.HONEYPOT, delivery_id, honeypot_link)}"
-    rendered = prepared.render(rewrite, pixel, honeypot_url)
-    if not files:
-        return rendered
-    # After instrumenting, so the download links are not rewritten into click links.
-    links = {
-        index: AttachmentLink(
-            f"{base_url}/a/{signer.sign(TokenKind.ATTACHMENT, delivery_id, attachment_id)}",
-            meta.filename,
-            meta.size,
-        )
-        for index, (attachment_id, meta) in files.items()
-    }
-    return replace_attachments(rendered.message(), links, in_place=True)

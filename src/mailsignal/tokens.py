@@ -1,4 +1,4 @@
-"""Compact, URL-safe, signed tokens for tracking URLs.
+"""Compact, URL-safe, signed tokens for tracking URLs (the URLs themselves are urls.py's).
 
 Layout before base64url (no padding)::
 

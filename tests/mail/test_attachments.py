@@ -1,34 +1,35 @@
-"""Tracked attachments: the pure replacement on real MIME, the files kept on disk, the
-`/a/<token>` download through the real ASGI app, and ingest labelling the download."""
+"""Tracked attachments: the files kept on disk, the `/a/<token>` download through the real
+ASGI app, ingest labelling the download, and `attachments_mode` working alike for every
+way mail comes in: REST, `emails instrument`, `import emails` here, the relay in
+test_relay.py. (Replacing parts in the MIME is tests/instrument/test_attachments.py's.)"""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Iterator
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 
+from conftest import cli
 from helpers import CHROME, add_rep
-from mailsignal import outgoing
-from mailsignal.attachments import (
-    AttachmentLink,
-    AttachmentPolicy,
-    find_attachments,
-    human_size,
-    replace_attachments,
-)
-from mailsignal.instrument import parse_message
+from mailsignal.history import import_emails
+from mailsignal.instrument import AttachmentPolicy, parse_message
 from mailsignal.model import EventKind, TokenKind
+from mailsignal.outgoing import Outgoing
 from mailsignal.pipeline.worker import Ingestor
 from mailsignal.settings import Settings, load_keyring
-from mailsignal.store import parties
+from mailsignal.store import parties, users
 from mailsignal.store.files import AttachmentFiles
 from mailsignal.store.schema import email, interactionforemail, trackedattachment
 from mailsignal.tokens import Signer
@@ -38,6 +39,7 @@ from mailsignal.web.track import Tracker
 MAIL = Path(__file__).parents[1] / "fixtures" / "mail"
 ALL = AttachmentPolicy("all")
 DOWNLOAD = re.compile(r"http://track\.test/a/([A-Za-z0-9_-]+)")
+REPORT = "uptime-2025-10.html"  # the file html_attachment.eml carries
 
 
 def _fixture(name: str) -> EmailMessage:
@@ -52,86 +54,20 @@ def _report_bytes() -> bytes:
     return data
 
 
-def test_policy_selects_attachments() -> None:
-    msg = _fixture("html_attachment.eml")
-    assert find_attachments(msg, AttachmentPolicy("off")) == []
-    [found] = find_attachments(msg, ALL)
-    assert (found.filename, found.content_type, found.size) == (
-        "uptime-2025-10.html",
-        "text/html",
-        317,
-    )
-    assert found.data == _report_bytes() and len(found.sha256) == 64
-    assert find_attachments(msg, AttachmentPolicy("over_size", 318)) == []
-    assert len(find_attachments(msg, AttachmentPolicy("over_size", 317))) == 1
-    with pytest.raises(ValueError, match="attachment mode"):
-        AttachmentPolicy("some")
-
-
-def test_inline_images_and_attached_messages_stay() -> None:
-    assert find_attachments(_fixture("apple_mail_related.eml"), ALL) == []  # cid: image
-    forwarded = EmailMessage()
-    forwarded["From"], forwarded["Subject"] = "a@x.test", "fwd"
-    forwarded.set_content("see below")
-    inner = _fixture("thunderbird_text_only.eml")
-    forwarded.add_attachment(inner)  # message/rfc822
-    assert find_attachments(forwarded, ALL) == []
-
-
-def test_replacement_lists_links_in_each_body_part() -> None:
-    msg = _fixture("html_attachment.eml")
-    [found] = find_attachments(msg, ALL)
-    link = AttachmentLink("http://track.test/a/TOKEN", "Bericht-Müller <1>.html", found.size)
-    out = replace_attachments(msg, {found.index: link})
-    assert find_attachments(msg, ALL) == [found]  # the input is not changed
-    assert [p for p in out.walk() if p.get_filename()] == []
-    html = out.get_body(("html",))
-    text = out.get_body(("plain",))
-    assert html is not None and text is not None
-    body = html.get_content()
-    assert '<a href="http://track.test/a/TOKEN">Bericht-M&#252;ller &lt;1&gt;.html</a>' in body
-    assert body.index("mailsignal-attachments") < body.index("</body>")
-    assert "Bericht-Müller <1>.html (317 B): http://track.test/a/TOKEN" in text.get_content()
-    # The text part was 7bit; a non-ASCII name moves it to quoted-printable, not 8bit.
-    assert text["Content-Transfer-Encoding"] == "quoted-printable"
-    assert html["Content-Transfer-Encoding"] == "7bit"
-
-
-def test_message_with_no_body_part_gets_one() -> None:
-    msg = EmailMessage()
-    msg["From"], msg["Subject"] = "rep@northwind.test", "the deck"
-    msg.make_mixed()
-    pdf = EmailMessage()
-    pdf.set_content(b"%PDF-1.7 deck", maintype="application", subtype="pdf", filename="deck.pdf")
-    msg.attach(pdf)
-    [found] = find_attachments(msg, ALL)
-    out = replace_attachments(msg, {found.index: AttachmentLink("http://t/a/X", "deck.pdf", 13)})
-    [part] = out.iter_parts()
-    assert part.get_content_type() == "text/plain"
-    assert "deck.pdf (13 B): http://t/a/X" in part.get_content()
-
-
-def test_human_size() -> None:
-    assert [human_size(n) for n in (0, 1023, 1024, 5 * 1024 * 1024 + 1)] == [
-        "0 B",
-        "1023 B",
-        "1.0 KB",
-        "5.0 MB",
-    ]
+def _signer(settings: Settings) -> Signer:
+    return Signer(*load_keyring(settings.secret_file))
 
 
 def _track(engine: Engine, settings: Settings, files: AttachmentFiles) -> Any:
     with engine.begin() as conn:
         add_rep(conn)
         parties.add(conn, "contact", "Pat Private", "private@client.test", follow=False)
-        return outgoing.track(
+        service = Outgoing(_signer(settings), settings.base_url, attachments=files)
+        return service.track(
             conn,
-            Signer(*load_keyring(settings.secret_file)),
-            settings.base_url,
             _fixture("html_attachment.eml"),
             sender="rep@northwind.test",
             recipients=["ops@example.net", "private@client.test"],
-            attachments=files,
         )
 
 
@@ -145,11 +81,7 @@ def test_track_keeps_files_and_rewrites_tracked_copies_only(
     with engine.connect() as conn:
         [row] = conn.execute(select(trackedattachment)).mappings().all()
     assert row["emailactivityid"] == result.activity_id
-    assert (row["filename"], row["contenttype"], row["size"]) == (
-        "uptime-2025-10.html",
-        "text/html",
-        317,
-    )
+    assert (row["filename"], row["contenttype"], row["size"]) == (REPORT, "text/html", 317)
     assert (settings.attachment_dir / row["storagepath"]).read_bytes() == _report_bytes()
     meta = json.loads(
         (settings.attachment_dir / "meta" / f"{row['attachmentid']}.json").read_text()
@@ -163,23 +95,26 @@ def test_track_keeps_files_and_rewrites_tracked_copies_only(
 
     copy_text = tracked.message.as_string()
     [token] = set(DOWNLOAD.findall(copy_text))
-    claims = Signer(*load_keyring(settings.secret_file)).verify(token, TokenKind.ATTACHMENT)
+    claims = _signer(settings).verify(token, TokenKind.ATTACHMENT)
     assert (claims.delivery_id, claims.link_id) == (tracked.delivery_id, row["attachmentid"])
     assert [p for p in tracked.message.walk() if p.get_filename()] == []
-    assert [p.get_filename() for p in private.message.walk() if p.get_filename()] == [
-        "uptime-2025-10.html"
-    ]
+    assert [p.get_filename() for p in private.message.walk() if p.get_filename()] == [REPORT]
     assert "/a/" not in private.message.as_string()
+
+
+def test_attachments_off_keeps_them_in_every_copy(engine: Engine, settings: Settings) -> None:
+    result = _track(engine, settings, AttachmentFiles(settings.attachment_dir))
+    for copy in result.copies:
+        assert [p.get_filename() for p in copy.message.walk() if p.get_filename()] == [REPORT]
+        assert "/a/" not in copy.message.as_string()
+    with engine.connect() as conn:
+        assert conn.execute(select(trackedattachment)).all() == []
 
 
 @pytest.fixture
 def tracker(settings: Settings) -> Iterator[Tracker]:
-    app = create_app(settings)
-    # The same pieces create_app wires, plus the attachment directory for /a/.
-    tracker = Tracker(
-        app.signer, app.journal, app.client_address, app.fallback, settings.attachment_dir
-    )
-    yield tracker
+    app = create_app(settings)  # serves /a/ from settings.attachment_dir
+    yield app
     app.journal.close()
 
 
@@ -201,9 +136,7 @@ def test_download_records_then_streams_and_ingest_labels_it(
         got = client.get(f"/a/{token}", headers={"user-agent": CHROME})
         head = client.head(f"/a/{token}/uptime-2025-10.html", headers={"user-agent": CHROME})
         assert client.post(f"/a/{token}").status_code == 405
-        click = Signer(*load_keyring(settings.secret_file)).sign(
-            TokenKind.OPEN, tracked.delivery_id
-        )
+        click = _signer(settings).sign(TokenKind.OPEN, tracked.delivery_id)
         for bad in ("garbage", token[:-4], click):
             invalid = client.get(f"/a/{bad}")
             assert invalid.status_code == 404 and b"expired or invalid" in invalid.content
@@ -267,14 +200,12 @@ def test_a_download_of_another_emails_attachment_is_an_orphan(
     files = AttachmentFiles(settings.attachment_dir, ALL)
     first = _track(engine, settings, files)
     with engine.begin() as conn:
-        second = outgoing.track(
+        service = Outgoing(_signer(settings), settings.base_url, attachments=files)
+        second = service.track(
             conn,
-            Signer(*load_keyring(settings.secret_file)),
-            settings.base_url,
             _fixture("html_attachment.eml"),
             sender="rep@northwind.test",
             recipients=["ops@example.net"],
-            attachments=files,
         )
         ids = conn.execute(select(trackedattachment.c.attachmentid)).scalars().all()
         hit = RawHit(
@@ -290,3 +221,92 @@ def test_a_download_of_another_emails_attachment_is_an_orphan(
         result = store_hits(conn, [hit], Pipeline.default(), settings)
     assert (result.stored, result.orphans) == (0, 1)
     assert first.activity_id != second.activity_id
+
+
+# --- attachments_mode on every path -----------------------------------------------------
+#
+# Each path builds its `Outgoing` from settings, so `attachments_mode` set in the settings
+# (here as the environment or the settings object a server would have) must turn the
+# attachment of html_attachment.eml into a download link in the tracked copy, and that
+# link must serve the file through the real app.
+
+
+def _replaced_and_served(settings: Settings, copy: bytes | str) -> None:
+    """The copy carries a download link instead of the report, and the link serves it."""
+    raw = copy.encode() if isinstance(copy, str) else copy
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert [p.get_filename() for p in msg.walk() if p.get_filename()] == []
+    html = msg.get_body(("html",))
+    assert html is not None and f">{REPORT}</a> (317 B)" in html.get_content()
+    [url] = set(re.findall(r"http://track\.test/a/[A-Za-z0-9_-]+", raw.decode()))
+    app = create_app(settings)
+    try:
+        with TestClient(app) as client:
+            got = client.get(urlsplit(url).path, headers={"user-agent": CHROME})
+    finally:
+        app.journal.close()
+    assert got.status_code == 200 and got.content == _report_bytes()
+    assert REPORT in got.headers["content-disposition"]
+
+
+def _with_attachments(settings: Settings) -> Settings:
+    return settings.model_copy(update={"attachments_mode": "all"})
+
+
+def test_attachments_mode_applies_to_the_rest_api(engine: Engine, settings: Settings) -> None:
+    settings = _with_attachments(settings)
+    with engine.begin() as conn:
+        key = users.create_api_key(conn, add_rep(conn))
+        parties.add(conn, "contact", "Pat Private", "private@client.test", follow=False)
+    app = create_app(settings)
+    try:
+        with TestClient(app) as client:
+            r = client.post(
+                "/api/v1/emails",
+                json={
+                    "sender": "rep@northwind.test",
+                    "recipients": ["ops@example.net", "private@client.test"],
+                    "mime": (MAIL / "html_attachment.eml").read_text(),
+                },
+                headers={"authorization": f"Bearer {key}"},
+            )
+    finally:
+        app.journal.close()
+    assert r.status_code == 201, r.text
+    tracked, private = r.json()["deliveries"]
+    _replaced_and_served(settings, tracked["mime"])
+    assert f'filename="{REPORT}"' in private["mime"] and "/a/" not in private["mime"]
+
+
+def test_attachments_mode_applies_to_cli_emails_instrument(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    with engine.begin() as conn:
+        add_rep(conn)
+    env = {
+        **os.environ,
+        "MAILSIGNAL_DATA_DIR": str(settings.data_dir),
+        "MAILSIGNAL_DATABASE_URL": settings.db_url,
+        "MAILSIGNAL_BASE_URL": settings.base_url,
+        "MAILSIGNAL_ATTACHMENTS_MODE": "all",
+    }
+    out = tmp_path / "out"
+    eml = str(MAIL / "html_attachment.eml")
+    cli(env, "emails", "instrument", eml, "--sender", "rep@northwind.test", "--out", str(out))
+    [copy] = out.glob("*.eml")
+    _replaced_and_served(_with_attachments(settings), copy.read_bytes())
+
+
+def test_attachments_mode_applies_to_import_emails(engine: Engine, settings: Settings) -> None:
+    settings = _with_attachments(settings)
+    with engine.begin() as conn:
+        add_rep(conn)
+    line = json.dumps(
+        {"sender": "rep@northwind.test", "mime": (MAIL / "html_attachment.eml").read_text()}
+    )
+    out = io.StringIO()
+    summary = import_emails(engine, _signer(settings), settings, [line], out)
+    assert (summary.imported, summary.errors) == (1, [])
+    [copy] = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert copy["recipient"] == "ops@example.net" and copy["tracked"]
+    _replaced_and_served(settings, copy["mime"])

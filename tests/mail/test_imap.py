@@ -146,14 +146,10 @@ def _send(engine: Engine, settings: Settings, recipients: list[str]) -> Any:
     with engine.begin() as conn:
         add_rep(conn)
         msg = outgoing.build_message(REP, recipients, "Hello", HTML, None, SENT_ID)
-        return outgoing.track(
-            conn,
-            Signer(*load_keyring(settings.secret_file)),
-            "http://track.test",
-            msg,
-            sender=REP,
-            recipients=recipients,
+        service = outgoing.Outgoing(
+            Signer(*load_keyring(settings.secret_file)), "http://track.test"
         )
+        return service.track(conn, msg, sender=REP, recipients=recipients)
 
 
 def _fixture(name: str) -> bytes:

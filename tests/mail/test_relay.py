@@ -1,5 +1,5 @@
 """The SMTP relay end to end: real clients (smtplib, swaks) over TLS with AUTH, the real
-relay (aiosmtpd + outgoing.track + spool + worker), and a real upstream smarthost
+relay (aiosmtpd + Outgoing + spool + worker), and a real upstream smarthost
 (aiosmtpd writing a Maildir). Database tests run on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from sqlalchemy.exc import OperationalError
 
 from conftest import free_port, need
 from helpers import tracked_urls
-from mailsignal import outgoing
 from mailsignal.mail.outbound import Spool
 from mailsignal.mail.server import RelayServer
+from mailsignal.outgoing import Outgoing
 from mailsignal.settings import Settings, load_keyring
 from mailsignal.store import parties, users
 from mailsignal.store.db import make_engine
@@ -275,6 +275,43 @@ def test_tracked_and_untracked_copies_reach_upstream(
     assert list(relay.server.spool.root.glob("*.json")) == []
 
 
+def test_attachments_mode_applies_to_the_relay(world: Any, engine: Engine, clock: Clock) -> None:
+    import re
+    from urllib.parse import urlsplit
+
+    from starlette.testclient import TestClient
+
+    from mailsignal.web.app import create_app
+
+    settings, upstream, keys = world
+    settings = settings.model_copy(update={"attachments_mode": "all"})
+    fixture = Path(__file__).parents[1] / "fixtures" / "mail" / "html_attachment.eml"
+    original = fixture.read_bytes().replace(b"\n", b"\r\n")
+    [report] = [
+        p for p in message_from_bytes(original, policy=policy.default).walk() if p.get_filename()
+    ]
+    relay = Relay(settings, engine, clock).start()
+    try:
+        with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+            assert client.sendmail(REP, [BUYER, PRIVATE], original) == {}
+        relay.settle()
+    finally:
+        relay.stop()
+    [tracked] = upstream.to(BUYER)
+    [private] = upstream.to(PRIVATE)
+    assert private == original  # do-not-track: the attachment stays, byte for byte
+    copy = message_from_bytes(tracked, policy=policy.default)
+    assert [p.get_filename() for p in copy.walk() if p.get_filename()] == []
+    [url] = set(re.findall(r"http://track\.test/a/[A-Za-z0-9_-]+", tracked.decode()))
+    app = create_app(settings)
+    try:
+        with TestClient(app) as web:
+            got = web.get(urlsplit(url).path)
+    finally:
+        app.journal.close()
+    assert got.status_code == 200 and got.content == report.get_payload(decode=True)
+
+
 def test_recipients_are_matched_to_parties_as_find_party_does(
     settings: Settings, engine: Engine
 ) -> None:
@@ -286,15 +323,17 @@ def test_recipients_are_matched_to_parties_as_find_party_does(
         parties.add(conn, "lead", "Lead", "lead@client.test", follow=False)
         parties.add(conn, "account", "Account", "Acct@Client.test")
         expected = {r: parties.find(conn, r) for r in rcpts}
-        result = outgoing.track(
+        service = Outgoing(Signer(*load_keyring(settings.secret_file)), settings.base_url)
+        result = service.track(
             conn,
-            Signer(*load_keyring(settings.secret_file)),
-            settings.base_url,
             message_from_bytes(sales_email(), policy=policy.default),
             sender=REP,
             recipients=rcpts,
         )
         rows = {r["emailaddress"]: r for r in conn.execute(select(emaildelivery)).mappings()}
+        stored = conn.execute(select(email.c.activityid, email.c.emailtrackingid)).one()
+    # The ids come back with the result: nobody reads them back from the row.
+    assert tuple(stored) == (result.activity_id, result.tracking_id)
     assert [c.recipient for c in result.copies] == rcpts
     assert [c.delivery_id for c in result.copies] == [rows[r]["deliveryid"] for r in rcpts]
     for address in rcpts:
@@ -483,7 +522,7 @@ def test_store_or_spool_trouble_is_a_451_and_nothing_half_done(
         return real_stage(self, *a, **k)
 
     for target, fake in (
-        ((outgoing, "track"), db_down),
+        ((Outgoing, "track"), db_down),
         ((Spool, "stage"), disk_full),
         ((Spool, "stage"), second_copy_fails),
     ):
@@ -761,22 +800,23 @@ def test_messages_accepted_together_commit_together_and_fail_alone(
     relay: Relay, world: Any, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mailsignal.errors import InputError
-    from mailsignal.mail.relay import _Message
+    from mailsignal.mail.submitted import Submitted
 
-    real_track = outgoing.track
+    real_track = Outgoing.track
 
-    def track(conn: Any, signer: Any, base: str, prepared: Any, **kw: Any) -> Any:
+    def track(self: Outgoing, conn: Any, prepared: Any, **kw: Any) -> Any:
         if "Refuse me" in str(prepared.msg["Subject"]):
             raise InputError("sender rep@northwind.test is disabled")
-        return real_track(conn, signer, base, prepared, **kw)
+        return real_track(self, conn, prepared, **kw)
 
-    monkeypatch.setattr(outgoing, "track", track)
+    monkeypatch.setattr(Outgoing, "track", track)
     handler = relay.server.handler
     messages = [
-        _Message(REP, [BUYER, PRIVATE], [], sales_email(f"<g{n}@northwind.test>")) for n in range(3)
+        Submitted(REP, [BUYER, PRIVATE], [], sales_email(f"<g{n}@northwind.test>"))
+        for n in range(3)
     ]
     messages[1].raw = messages[1].raw.replace(b"Pricing for Q1", b"Refuse me")
-    messages.append(_Message(REP, [BUYER], [], b"no header block at all\r\n"))
+    messages.append(Submitted(REP, [BUYER], [], b"no header block at all\r\n"))
     results = handler.accept_group(messages)
     assert isinstance(results[1], InputError) and isinstance(results[3], Exception)
     ok = [r for r in results if isinstance(r, tuple)]

@@ -46,14 +46,11 @@ def _send(
         msg = outgoing.build_message(
             "rep@northwind.test", recipients, "Hello", HTML, None, message_id, SENT_AT
         )
-        return outgoing.track(
-            conn,
-            Signer(*load_keyring(settings.secret_file)),
-            "http://track.test",
-            msg,
-            sender="rep@northwind.test",
-            recipients=recipients,
-            sent_at=SENT_AT,
+        service = outgoing.Outgoing(
+            Signer(*load_keyring(settings.secret_file)), "http://track.test"
+        )
+        return service.track(
+            conn, msg, sender="rep@northwind.test", recipients=recipients, sent_at=SENT_AT
         )
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from email import message_from_string, policy
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,30 @@ def test_raw_mime_from_a_real_client(client: TestClient, keys: dict[str, str]) -
             assert r.json()["error"]["message"]
             continue
         assert r.status_code == 201, (path.name, r.text)
+
+
+def test_settings_reach_the_copies_through_the_service(
+    settings: Settings, keys: dict[str, str]
+) -> None:
+    # The app builds its Outgoing once from settings: honeypot and base_url come with it.
+    settings = settings.model_copy(update={"honeypot": True, "base_url": "https://t.example"})
+    app = create_app(settings)
+    try:
+        with TestClient(app) as client:
+            r = _create(client, keys, recipients=["dana@contoso.test", "notrack@contoso.test"])
+    finally:
+        app.journal.close()
+    assert r.status_code == 201, r.text
+    dana, notrack = (_html(d["mime"]) for d in r.json()["deliveries"])
+    assert dana.count("data-mailsignal-notrack") == 1  # the honeypot link
+    assert 'href="https://t.example/c/' in dana and "http://track.test" not in dana
+    assert "data-mailsignal-notrack" not in notrack
+
+
+def _html(mime: str) -> str:
+    part = message_from_string(mime, policy=policy.default).get_body(("html",))
+    assert part is not None
+    return str(part.get_content())  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

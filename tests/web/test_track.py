@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -154,3 +155,28 @@ def test_journal_failure_still_answers(app: Tracker) -> None:
     with TestClient(app, follow_redirects=False) as client:
         assert client.get(f"/c/{token}").status_code == 302
         assert client.get(f"/o/{app.signer.sign(TokenKind.OPEN, 1)}.gif").content == GIF
+
+
+def test_the_urls_outgoing_writes_are_answered_as_their_kind(app: Tracker) -> None:
+    from urllib.parse import urlsplit
+
+    from mailsignal.urls import TrackingUrls
+
+    urls = TrackingUrls(app.signer, "http://track.test")
+    with TestClient(app, follow_redirects=False) as client:
+
+        def get(url: str) -> Any:
+            return client.get(urlsplit(url).path, headers={"user-agent": CHROME})
+
+        assert get(urls.pixel(4)).content == GIF
+        assert get(urls.click(4, 2, "https://example.com/x")).headers["location"] == (
+            "https://example.com/x"
+        )
+        assert get(urls.honeypot(4, 3)).content.startswith(b"<!doctype html>")
+        assert get(urls.download(4, 5, "deck.pdf")).status_code == 410  # no such file here
+        assert get("/oo/not-ours").status_code == 404
+    assert [row[:3] for row in _rows(app)] == [
+        (int(TokenKind.OPEN), 4, None),
+        (int(TokenKind.CLICK), 4, 2),
+        (int(TokenKind.HONEYPOT), 4, 3),
+    ]

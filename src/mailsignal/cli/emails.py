@@ -64,16 +64,10 @@ def emails_instrument(
     if not recipients:
         raise InputError(f"{file}: no To or Cc recipients")
     settings = common.settings()
+    service = outgoing.Outgoing.from_settings(settings, common.signer(settings))
     with common.engine(settings).begin() as conn:
-        result = outgoing.track(
-            conn,
-            common.signer(settings),
-            settings.base_url,
-            msg,
-            sender=sender,
-            recipients=recipients,
-            sent_at=common.aware(sent_at),
-            honeypot=settings.honeypot,
+        result = service.track(
+            conn, msg, sender=sender, recipients=recipients, sent_at=common.aware(sent_at)
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     table = Table("recipient", "tracked", "why not", "file")

@@ -20,6 +20,9 @@ leaves with its email's `X-MailSignal-Id` (tracked copies) and without `Bcc`. On
 a writer takes `WriterLock` (this process's threads and every other relay process) and
 BEGIN IMMEDIATE: SQLite has one writer anyway, and a deferred transaction that reads
 then writes can otherwise fail with SQLITE_BUSY instead of waiting.
+
+Beside it: submitted.py (the message as submitted: Bcc stripped, parsed), staging.py
+(a recorded email's spool entries), writer_lock.py; tracking itself is `Outgoing`'s.
 """
 
 from __future__ import annotations
@@ -27,34 +30,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.errors
-import email.policy
-import fcntl
 import logging
-import os
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from email.message import EmailMessage
 from email.utils import make_msgid
-from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import instrument, outgoing
-from ..errors import AuthError, InputError, MimeError, NotFoundError, StoreError
-from ..instrument import parse_message
-from ..settings import Settings
+from .. import instrument
 from ..addresses import normalise_address
-from ..store import emails, users
-from ..store.files import AttachmentFiles
-from ..tokens import Signer
+from ..errors import AuthError, InputError, MimeError, NotFoundError, StoreError
+from ..outgoing import Outgoing, TrackedEmail
+from ..settings import Settings
+from ..store import users
 from .auth import AuthUser, FailureLimiter, b64, decode_plain
 from .dkim import DkimSigner
-from .outbound import Rcpt, Spool
-from ..replies import TRACKING_HEADER  # the header reply matching reads
+from .outbound import Spool
+from .staging import Stager
+from .submitted import Submitted, parse_submitted, strip_fields
+from .writer_lock import WRITER_LOCK_FILE, WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -70,90 +67,7 @@ def _line(text: str) -> str:
     return " ".join(text.encode("ascii", "replace").decode("ascii").split())[:300]
 
 
-# Header fields no copy carries: Bcc (RFC 5322 §3.6.3: the blind recipients must not see
-# each other, nor the others them) and the relay's own id, which only the relay writes.
-_DROPPED_FIELDS = frozenset({b"bcc", b"resent-bcc", b"x-mailsignal-id"})
-
-
-def strip_fields(raw: bytes, names: frozenset[bytes] = _DROPPED_FIELDS) -> bytes:
-    """`raw` without the header fields named in `names` (lower case), continuation
-    lines included; every other byte, 8-bit headers too, stays as it came."""
-    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
-    head = raw[: min(ends)] if ends else raw
-    lowered = head.lower()
-    if not any(name in lowered for name in names):
-        return raw
-    kept: list[bytes] = []
-    dropping = False
-    lines = raw.splitlines(keepends=True)
-    for n, line in enumerate(lines):
-        if line in (b"\r\n", b"\n", b"\r"):  # the blank line: the body follows
-            return b"".join(kept) + b"".join(lines[n:])
-        if line[:1] not in (b" ", b"\t"):  # a new field (else a continuation line)
-            dropping = line.partition(b":")[0].strip().lower() in names
-        if not dropping:
-            kept.append(line)
-    return b"".join(kept)
-
-
-def _parse(raw: bytes) -> EmailMessage:
-    try:
-        return parse_message(raw)
-    except MimeError as exc:
-        if "content_types" not in exc.detail:
-            raise
-        # Sound MIME with nothing to instrument (a calendar invite, a bare PDF): record
-        # and forward it as it is rather than refuse legitimate mail.
-        return email.message_from_bytes(raw, policy=email.policy.default)
-
-
-WRITER_LOCK_FILE = "relay-sqlite.lock"  # under data_dir
-
-
-class WriterLock:
-    """One writer at a time across this process's threads and every relay process.
-
-    SQLite has one writer anyway; waiting here rather than in SQLite's busy handler
-    (which polls, sleeping up to 100 ms between tries) hands the database over the
-    moment the previous writer commits. `flock` excludes other processes (a killed
-    process's lock ends with it), the thread lock this process's own threads, which
-    share the descriptor and so the `flock`.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._thread_lock = threading.Lock()
-        self._fd: int | None = None
-
-    def __enter__(self) -> None:
-        self._thread_lock.acquire()
-        try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            self._thread_lock.release()
-            raise
-
-    def __exit__(self, *_exc: object) -> None:
-        try:
-            if self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            self._thread_lock.release()
-
-
 GROUP_MAX = 32  # messages recorded in one transaction at most
-
-
-@dataclass(slots=True)
-class _Message:
-    """A message as the client gave it: envelope and bytes."""
-
-    mail_from: str
-    rcpts: list[str]
-    options: list[str]
-    raw: bytes
 
 
 @dataclass(slots=True)
@@ -176,23 +90,22 @@ class RelayHandler:
         *,
         settings: Settings,
         engine: Engine,
-        signer: Signer,
+        outgoing: Outgoing,
         spool: Spool,
         kick: Callable[[list[str], Mapping[str, bytes]], None],
         clock: Callable[[], float],
-        files: AttachmentFiles | None = None,
         dkim: DkimSigner | None = None,
         limiter: FailureLimiter | None = None,
         fail_delay: float = 1.0,
     ) -> None:
-        self.settings, self.engine, self.signer = settings, engine, signer
+        self.settings, self.engine, self.outgoing = settings, engine, outgoing
         self.spool, self.kick, self.clock = spool, kick, clock
-        self.files, self.dkim = files, dkim
+        self.stager = Stager(spool, clock, settings.outbound_bounce_after_hours * 3600, dkim)
         self.limiter = limiter or FailureLimiter()
         self.fail_delay = fail_delay
         self.in_flight = 0  # messages between DATA and their reply (for a graceful stop)
         # Messages waiting for their turn, and the task accepting them group by group.
-        self._waiting: list[tuple[_Message, asyncio.Future[tuple[str, dict[str, bytes]]]]] = []
+        self._waiting: list[tuple[Submitted, asyncio.Future[tuple[str, dict[str, bytes]]]]] = []
         self._acceptor: asyncio.Task[None] | None = None
         self._sqlite = engine.dialect.name == "sqlite"
         self._db_lock: contextlib.AbstractContextManager[Any] = (
@@ -306,7 +219,7 @@ class RelayHandler:
         self.in_flight += 1
         try:
             activity_id, queued = await self._accepted(
-                _Message(envelope.mail_from, list(envelope.rcpt_tos), options, raw)
+                Submitted(envelope.mail_from, list(envelope.rcpt_tos), options, raw)
             )
         except MimeError as exc:
             return f"554 5.6.0 {_line(exc.message)}"
@@ -343,13 +256,13 @@ class RelayHandler:
         self, mail_from: str, rcpts: list[str], options: list[str], raw: bytes
     ) -> tuple[str, dict[str, bytes]]:
         """Record one message and queue its copies (blocking); see `accept_group`."""
-        [result] = self.accept_group([_Message(mail_from, rcpts, options, raw)])
+        [result] = self.accept_group([Submitted(mail_from, rcpts, options, raw)])
         if isinstance(result, BaseException):
             raise result
         return result
 
     def accept_group(
-        self, messages: list[_Message]
+        self, messages: list[Submitted]
     ) -> list[tuple[str, dict[str, bytes]] | BaseException]:
         """Prepare each message, then record and queue those that parsed, together (see
         `commit`); per message (activity id, {entry id: its bytes}) or why it was refused.
@@ -365,10 +278,10 @@ class RelayHandler:
         committed = iter(self.commit(jobs))
         return [next(committed) if r is None else r for r in results]
 
-    def prepare(self, message: _Message) -> _Job:
+    def prepare(self, message: Submitted) -> _Job:
         """Everything about a message that needs no database: parse, check, scan."""
         raw = strip_fields(message.raw)
-        msg = _parse(raw)
+        msg = parse_submitted(raw)
         if msg.get("Message-ID") is None:
             # Replies are matched by In-Reply-To, so the recorded id must be the sent one.
             message_id = make_msgid(domain=message.mail_from.rpartition("@")[2] or None)
@@ -380,7 +293,7 @@ class RelayHandler:
         prepared.render(str, None).as_bytes(linesep="\r\n")
         return _Job(message.mail_from, message.rcpts, message.options, raw, prepared)
 
-    async def _accepted(self, message: _Message) -> tuple[str, dict[str, bytes]]:
+    async def _accepted(self, message: Submitted) -> tuple[str, dict[str, bytes]]:
         """`accept` this message with whichever others are waiting (group commit)."""
         future: asyncio.Future[tuple[str, dict[str, bytes]]] = (
             asyncio.get_running_loop().create_future()
@@ -436,15 +349,11 @@ class RelayHandler:
         try:
             with self._write() as conn:
                 recorded = [self._track(conn, job) for job in jobs]
-                # Each tracked copy names its email, for bounces and replies that lost
-                # In-Reply-To (or whose Message-ID the smarthost rewrote).
-                marks = emails.tracking_ids(
-                    conn,
-                    [e.activity_id for e in recorded if any(c.decision.tracked for c in e.copies)],
-                )
                 for job, tracked in zip(jobs, recorded, strict=True):
                     staged.append({})
-                    self._stage_copies(job, tracked, marks.get(tracked.activity_id), staged[-1])
+                    self.stager.stage_email(
+                        job.raw, job.mail_from, job.rcpts, job.options, tracked, staged[-1]
+                    )
                 # Every entry's files at once, before the commit.
                 self.spool.sync([entry for group in staged for entry in group])
         except BaseException:
@@ -460,63 +369,6 @@ class RelayHandler:
             log.exception("relay: could not promote queued entries; the worker will")
         return [(str(e.activity_id), group) for e, group in zip(recorded, staged, strict=True)]
 
-    def _track(self, conn: Connection, job: _Job) -> outgoing.TrackedEmail:
-        return outgoing.track(
-            conn,
-            self.signer,
-            self.settings.base_url,
-            job.prepared,
-            sender=job.mail_from,
-            recipients=[normalise_address(r) for r in job.rcpts],
-            honeypot=self.settings.honeypot,
-            attachments=self.files,
-        )
-
-    def _stage_copies(
-        self,
-        job: _Job,
-        tracked: outgoing.TrackedEmail,
-        tracking_id: Any,
-        staged: dict[str, bytes],
-    ) -> None:
-        """Stage one email's spool entries into `staged`: one for its untracked
-        recipients (the original bytes), one per tracked recipient (their copy)."""
-        envelope = {normalise_address(r): r for r in reversed(job.rcpts)}
-        activity_id = str(tracked.activity_id)
-        plain = [c for c in tracked.copies if not c.decision.tracked]
-        if plain:
-            rcpt = [Rcpt(envelope[c.recipient], c.delivery_id) for c in plain]
-            self._stage(staged, job.raw, job.mail_from, rcpt, job.options, activity_id)
-        mark = f"{TRACKING_HEADER}: <{tracking_id}>\r\n".encode("ascii")
-        for c in tracked.copies:
-            if c.decision.tracked:
-                data = mark + c.as_bytes(linesep="\r\n")
-                rcpt = [Rcpt(envelope[c.recipient], c.delivery_id)]
-                self._stage(staged, data, job.mail_from, rcpt, job.options, activity_id)
-
-    def _stage(
-        self,
-        staged: dict[str, bytes],
-        data: bytes,
-        mail_from: str,
-        rcpts: list[Rcpt],
-        options: list[str],
-        activity: str,
-    ) -> None:
-        if self.dkim is not None:
-            data = self.dkim.sign(data)
-        opts = list(options)
-        if not data.isascii() and "SMTPUTF8" not in opts:
-            opts.append("BODY=8BITMIME")
-        now = self.clock()
-        entry_id = self.spool.stage(
-            data,
-            mail_from=mail_from,
-            rcpts=rcpts,
-            now=now,
-            deadline=now + self.settings.outbound_bounce_after_hours * 3600,
-            options=opts,
-            activity_id=activity,
-            durable=False,  # made durable together by `sync`
-        )
-        staged[entry_id] = data
+    def _track(self, conn: Connection, job: _Job) -> TrackedEmail:
+        recipients = [normalise_address(r) for r in job.rcpts]
+        return self.outgoing.track(conn, job.prepared, sender=job.mail_from, recipients=recipients)

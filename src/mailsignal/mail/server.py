@@ -25,9 +25,9 @@ from aiosmtpd.smtp import SMTP
 from sqlalchemy import Engine
 
 from ..errors import ConfigError
+from ..outgoing import Outgoing
 from ..settings import Settings
 from ..store import emails
-from ..store.files import AttachmentFiles
 from ..tokens import Signer
 from .auth import FailureLimiter
 from .delivery import OutboundWorker
@@ -171,7 +171,6 @@ class RelayServer:
         if settings.relay_implicit_tls and tls is None:
             raise ConfigError("relay_implicit_tls needs relay_tls_cert and relay_tls_key")
         self.transport = self.transport or SmtpTransport.from_settings(settings, self.hostname)
-        files = AttachmentFiles.from_settings(settings)
         self.worker = OutboundWorker(
             self.spool,
             self.transport,
@@ -184,11 +183,11 @@ class RelayServer:
         self.handler = RelayHandler(
             settings=settings,
             engine=self.engine,
-            signer=self.signer,
+            # The same service as REST, the CLI and imports: attachments_mode included.
+            outgoing=Outgoing.from_settings(settings, self.signer),
             spool=self.spool,
             kick=self.worker.kick,
             clock=self.clock,
-            files=files if files.policy.mode != "off" else None,
             dkim=DkimSigner.from_settings(settings),
             # In a file every relay process shares (and that outlives restarts).
             limiter=FailureLimiter(path=settings.data_dir / AUTH_FAILURES_FILE),

@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..attachments import AttachmentPolicy
+from ..instrument import AttachmentPolicy
 from ..settings import Settings
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -19,7 +19,8 @@ from .scores import add_followed
 
 
 def insert_email(conn: Connection, values: dict[str, Any]) -> uuid.UUID:
-    """A new `email` row from these column values (its `activityid` among them)."""
+    """A new `email` row from these column values. The caller gives the ids
+    (`activityid`, `emailtrackingid`) rather than reading them back after the insert."""
     conn.execute(insert(email).values(**values))
     return uuid.UUID(str(values["activityid"]))
 

@@ -17,10 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
 from .. import instrument, outgoing
-from ..errors import AuthError, ForbiddenError, InputError
 from ..addresses import normalise_address
+from ..errors import AuthError, ForbiddenError, InputError
 from ..store import emails, events, users
-from ..tokens import Signer
 
 
 class EmailIn(BaseModel):
@@ -125,18 +124,10 @@ def create_email(body: EmailIn, request: Request, user: User) -> EmailCreated:
             body.message_id,
             body.sent_at,
         )
-    signer: Signer = request.app.state.signer
-    settings = request.app.state.settings
+    service: outgoing.Outgoing = request.app.state.outgoing
     with _engine(request).begin() as conn:
-        result = outgoing.track(
-            conn,
-            signer,
-            settings.base_url,
-            msg,
-            sender=body.sender,
-            recipients=recipients,
-            sent_at=body.sent_at,
-            honeypot=settings.honeypot,
+        result = service.track(
+            conn, msg, sender=body.sender, recipients=recipients, sent_at=body.sent_at
         )
     return EmailCreated(
         activityid=result.activity_id,
@@ -206,7 +197,7 @@ def list_views(request: Request, user: User) -> dict[str, Any]:
 def run_view(key: str, request: Request, user: User) -> dict[str, Any]:
     """Run a saved view for the caller (their rows, their time zone)."""
     from .. import views
-    from ..fetchxml import load_caller
+    from ..store.fetch import load_caller
 
     view = views.find(request.app.state.settings.data_dir, key)
     with _engine(request).connect() as conn:

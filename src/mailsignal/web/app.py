@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import MailSignalError
+from ..outgoing import Outgoing
 from ..settings import Settings, load_keyring, load_settings
 from ..store.db import make_engine
 from ..store.journal import JournalWriter
@@ -85,6 +86,9 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.engine = make_engine(settings.db_url)
     keys, current = load_keyring(settings.secret_file)
     app.state.signer = Signer(keys, current)
+    # Built from settings like the relay's, the CLI's and imports' own: REST tracks mail
+    # the same way, honeypot and attachments_mode included.
+    app.state.outgoing = Outgoing.from_settings(settings, app.state.signer)
     _install_errors(app)
     app.include_router(router)
     app.include_router(webapi_router)

@@ -1,5 +1,7 @@
 """The hot path: `/o/<token>.gif`, `/c/<token>`, `/a/<token>`, as raw ASGI.
 
+The paths are urls.py's: it writes them into the mail and splits them here.
+
 These are the only public, unauthenticated endpoints. Each request verifies its token,
 journals the hit (group commit, see store/journal.py) and only then answers. No
 framework sits in front: routing by prefix and a pre-built response cost a few
@@ -34,6 +36,7 @@ from ..model import TokenKind
 from ..store.files import AttachmentFiles, AttachmentMeta
 from ..store.journal import JournalWriter
 from ..tokens import Signer
+from ..urls import parse_path
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,7 @@ _INVALID = _html(404, _INVALID_PAGE)
 _HONEYPOT = _html(200, _HONEYPOT_PAGE)
 _GONE = _html(410, _GONE_PAGE)
 _NOT_ALLOWED = (405, [(b"allow", b"GET, HEAD"), (b"content-length", b"0")], b"")
+_OPEN = TokenKind.OPEN  # read once, not through the enum class on every hit
 
 
 class ClientAddress:
@@ -154,25 +158,24 @@ class Tracker:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path: str = scope["path"]
-            if path.startswith("/o/"):
-                await self._open(scope, send, path[3:])
-                return
-            if path.startswith("/c/"):
-                await self._click(scope, send, path[3:])
-                return
-            if path.startswith("/a/"):
-                await self._download(scope, send, path[3:])
+            found = parse_path(scope["path"])
+            if found is not None:
+                token, kind = found
+                if kind is _OPEN:
+                    await self._open(scope, send, token)
+                elif kind is None:  # a click path: a click or the honeypot
+                    await self._click(scope, send, token)
+                else:
+                    await self._download(scope, send, token)
                 return
         await self.fallback(scope, receive, send)
 
-    async def _open(self, scope: Scope, send: Send, rest: str) -> None:
+    async def _open(self, scope: Scope, send: Send, token: str) -> None:
         method = scope["method"]
         if method not in ("GET", "HEAD"):
             await _respond(send, *_NOT_ALLOWED)
             return
         try:
-            token = rest[:-4] if rest.endswith(".gif") else rest
             claims = self.signer.verify(token, TokenKind.OPEN)
             await self._record(scope, claims.kind, claims.delivery_id, None)
         except TokenError:
@@ -219,12 +222,11 @@ class Tracker:
         ]
         await _respond(send, 302, headers, b"")
 
-    async def _download(self, scope: Scope, send: Send, rest: str) -> None:
+    async def _download(self, scope: Scope, send: Send, token: str) -> None:
         method = scope["method"]
         if method not in ("GET", "HEAD"):
             await _respond(send, *_NOT_ALLOWED)
             return
-        token = rest.split("/", 1)[0]  # a trailing "/<file name>" is cosmetic
         try:
             claims = self.signer.verify(token, TokenKind.ATTACHMENT)
         except TokenError:

@@ -1,4 +1,4 @@
-"""Find and splice the trackable links of one HTML document (helper of `instrument`).
+"""Find and splice the trackable links of one HTML document (for prepare.py).
 
 The stdlib `HTMLParser` decides where every tag and comment is (it is the tokenizer);
 this module only maps its positions to offsets in the source string and, inside one

@@ -1,17 +1,4 @@
-"""Decide whether a copy is tracked, and rewrite a message's links and add a pixel.
-
-Why splicing: mail HTML is written for a dozen rendering engines at once (Outlook's Word
-engine reads VML inside `<!--[if mso]>` comments, Gmail strips `<style>` it cannot parse,
-Apple Mail honours `-webkit-` quirks). Parsing it into a tree and serialising it again
-would normalise quoting, case, whitespace and comments and break exactly those hacks. So
-the stdlib `HTMLParser` is used only to *locate* things, and the new URLs are spliced
-into the original text: every other byte of the document is left as it was. Conditional
-comments are parsed again with the same parser so their VML buttons are rewritten too.
-
-MIME is treated the same way: only the payload of a changed body part is replaced, in its
-own charset and with its original Content-Transfer-Encoding (7bit turns into
-quoted-printable only when the new text no longer fits it). Headers, structure and every
-attachment stay untouched.
+"""Decide whether a copy is tracked; scan a message once and render each recipient's copy.
 
 Why `prepare`: a message goes to many recipients, and finding the parts, decoding and
 scanning them is most of the work. `prepare(msg)` does it once; `Prepared.render` then
@@ -23,87 +10,29 @@ bytes `as_bytes()` of the equivalent message would write, without building that 
 
 from __future__ import annotations
 
-import base64
-import codecs
 import copy
-import email
-import functools
-import quopri
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email import errors as email_errors
-from email import policy
-from email.headerregistry import BaseHeader, HeaderRegistry
-from email.message import EmailMessage, Message
-from typing import Any
+from email.message import EmailMessage
 
-from mailsignal.errors import MimeError
-from mailsignal.instrument_html import HtmlScan, ascii_url, is_trackable_url, scan_html, splice
 from mailsignal.model import TrackingDecision
 
-__all__ = [
-    "Copy",
-    "LinkRef",
-    "Prepared",
-    "decide",
-    "extract_links",
-    "instrument",
-    "parse_message",
-    "prepare",
-]
+from .html import HtmlScan, ascii_url, is_trackable_url, scan_html, splice
+from .mime import (
+    body_parts,
+    copy_policy,
+    decode_part,
+    encode_payload,
+    part_at,
+    store_text,
+    walk,
+    with_linesep,
+)
 
 _TEXT_URL = re.compile(r"\bhttps?://[^\s<>\"]+", re.IGNORECASE)
 _TRAILING = ".,;:!?'\")]}*"
-_KNOWN_CTE = frozenset({"7bit", "8bit", "binary", "quoted-printable", "base64"})
-_MAX_LINE = 998  # RFC 5322 limit for 7bit/8bit bodies, CRLF excluded
-_BROKEN = (
-    email_errors.NoBoundaryInMultipartDefect,
-    email_errors.StartBoundaryNotFoundDefect,
-    email_errors.MultipartInvariantViolationDefect,
-)
-_EMAIL_HEADERS = frozenset(
-    {"from", "to", "cc", "subject", "date", "message-id", "mime-version", "content-type"}
-)
-_NEWLINE = re.compile(rb"\r\n|\r|\n")  # the line endings the generator rewrites
-_Walked = tuple[Message, tuple[int, ...], str]  # (part, path, content type)
-
-
-class _MimeHeaders(HeaderRegistry):
-    """The stdlib header registry, parsing each distinct MIME header only once.
-
-    `EmailMessage` parses a header each time it is read (`get_content_type()`,
-    `get_content_charset()` and the generator read Content-Type again and again), while
-    a parsed header is immutable and depends on its name and value alone, so the parse
-    of the few short MIME headers a message's structure hangs on is shared.
-    """
-
-    _NAMES = frozenset({"content-type", "content-transfer-encoding", "content-disposition"})
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._parse = functools.lru_cache(maxsize=1024)(super().__call__)
-
-    def __call__(self, name: str, value: Any) -> BaseHeader:
-        if type(value) is str and len(value) <= 256 and name.lower() in self._NAMES:
-            parsed: BaseHeader = self._parse(name, value)
-            return parsed
-        return super().__call__(name, value)
-
-    # One registry, shared like the parses it holds (a message's copies copy its policy).
-    def __copy__(self) -> _MimeHeaders:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _MimeHeaders:
-        return self
-
-    def __reduce__(self) -> str:
-        return "_MIME_HEADERS"  # pickled as a reference to the module's instance
-
-
-_MIME_HEADERS = _MimeHeaders()
-_POLICY = policy.default.clone(header_factory=_MIME_HEADERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,38 +53,6 @@ def decide(org_allowed: bool, sender_opted_in: bool, recipient_follow: bool) -> 
     )
     reasons = tuple(reason for allowed, reason in checks if not allowed)
     return TrackingDecision(tracked=not reasons, reasons=reasons)
-
-
-def parse_message(raw: bytes | str) -> EmailMessage:
-    """Parse an RFC 5322 message; `MimeError` if it has no headers or no body to track."""
-    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
-    if not data.strip():
-        raise MimeError("empty message: expected an RFC 5322 email with headers and a body")
-    msg = email.message_from_bytes(data, policy=_POLICY)
-    names = {name.lower() for name in msg}
-    if not names & _EMAIL_HEADERS:
-        raise MimeError(
-            "not an email message: no header block with From/To/Subject/Date/MIME-Version",
-            detail={"headers": sorted(names)},
-        )
-    walked: list[_Walked] = []
-    for part, path, ctype in _walk(msg):
-        broken = [type(d).__name__ for d in part.defects if isinstance(d, _BROKEN)]
-        if broken:
-            raise MimeError(
-                f"broken MIME structure in {ctype} part: {', '.join(broken)}",
-                detail={"defects": broken},
-            )
-        walked.append((part, path, ctype))
-    if not _body_parts(walked):
-        found = sorted({ctype for part, _, ctype in walked if not part.is_multipart()})
-        raise MimeError(
-            "no text/html or text/plain body part to track (found: "
-            + (", ".join(found) or "nothing")
-            + ")",
-            detail={"content_types": found},
-        )
-    return msg
 
 
 def extract_links(msg: EmailMessage) -> list[LinkRef]:
@@ -220,8 +117,8 @@ class Prepared:
     def __init__(self, msg: EmailMessage) -> None:
         self.msg = msg
         bodies: list[_Body] = []
-        for part, path, kind, cte in _body_parts(_walk(msg)):
-            text, codec = _decode(part)
+        for part, path, kind, cte in body_parts(walk(msg)):
+            text, codec = decode_part(part)
             scan = scan_html(text) if kind == "html" else None
             bodies.append(_Body(path, text, codec, cte, scan, []))
         notrack = set[str]().union(*(b.scan.notrack for b in bodies if b.scan is not None))
@@ -267,7 +164,7 @@ class Prepared:
         """The message serialised with a marker for each body part's payload, or None
         where the markers cannot stand in for the payloads (the copy is then built)."""
         shadow = copy.deepcopy(self.msg)
-        chosen = _copy_policy(shadow, linesep)
+        chosen = copy_policy(shadow, linesep)
         if chosen.cte_type != "8bit":
             return None  # 7bit output re-encodes 8-bit payloads, and their headers
         if any(
@@ -275,12 +172,12 @@ class Prepared:
             for p in shadow.walk()
         ):
             return None  # the generator would pick a boundary from the payloads
-        parts = [_at(shadow, body.path) for body in self._bodies]
+        parts = [part_at(shadow, body.path) for body in self._bodies]
         payloads = [vars(part).get("_payload") for part in parts]
         nl = chosen.linesep.encode("ascii")
         try:
             originals = [
-                _with_linesep(p.encode("ascii", "surrogateescape"), nl)
+                with_linesep(p.encode("ascii", "surrogateescape"), nl)
                 for p in payloads
                 if isinstance(p, str)
             ]
@@ -312,10 +209,10 @@ class Copy:
     def message(self) -> EmailMessage:
         """The copy as a message of its own (the prepared message deep-copied)."""
         out = copy.deepcopy(self._prepared.msg)
-        out.policy = _copy_policy(out, None)
+        out.policy = copy_policy(out, None)
         for body, text in zip(self._prepared._bodies, self._texts, strict=True):
             if text is not None:
-                _store(_at(out, body.path), text, body.codec, body.cte)
+                store_text(part_at(out, body.path), text, body.codec, body.cte)
         return out
 
     def as_bytes(self, linesep: str | None = None) -> bytes:
@@ -327,84 +224,15 @@ class Copy:
                 if text is None:
                     out.append(template.originals[i])
                 else:
-                    data, cte = _encode(text, body.codec, body.cte)
+                    data, cte = encode_payload(text, body.codec, body.cte)
                     if cte != body.cte:
                         break  # a new Content-Transfer-Encoding header: build the message
-                    out.append(_with_linesep(data, template.linesep))
+                    out.append(with_linesep(data, template.linesep))
                 out.append(template.pieces[i + 1])
             else:
                 return b"".join(out)
         message = self.message()
-        return message.as_bytes(policy=_copy_policy(message, linesep))
-
-
-def _copy_policy(msg: Message, linesep: str | None) -> Any:
-    """The policy a copy is written with: received headers are not refolded."""
-    chosen = msg.policy
-    if isinstance(chosen, policy.EmailPolicy):
-        chosen = chosen.clone(refold_source="none")
-    return chosen if linesep is None else chosen.clone(linesep=linesep)
-
-
-def _walk(msg: Message) -> Iterator[_Walked]:
-    """(part, path, content type) of the message and its parts in document order,
-    entering multipart containers only.
-
-    An attached message/rfc822 is an attachment: its insides are neither tracked nor
-    checked. The explicit stack copes with any nesting depth.
-    """
-    stack: list[tuple[Message, tuple[int, ...]]] = [(msg, ())]
-    while stack:
-        part, path = stack.pop()
-        ctype = part.get_content_type()
-        yield part, path, ctype
-        if ctype.partition("/")[0] == "multipart":
-            children = part.get_payload()
-            if isinstance(children, list):
-                stack.extend(
-                    (child, (*path, i))
-                    for i, child in reversed(list(enumerate(children)))
-                    if isinstance(child, Message)
-                )
-
-
-def _with_linesep(data: bytes, linesep: bytes) -> bytes:
-    """`data` with every line ending made `linesep`, as the generator writes payloads."""
-    crs, lfs, crlfs = data.count(b"\r"), data.count(b"\n"), data.count(b"\r\n")
-    if crs == 0:  # LF only, or no line ending at all
-        return data if linesep == b"\n" else data.replace(b"\n", linesep)
-    if crs == lfs == crlfs:  # CRLF only
-        return data if linesep == b"\r\n" else data.replace(b"\r\n", linesep)
-    return linesep.join(_NEWLINE.split(data))
-
-
-def _at(msg: Message, path: tuple[int, ...]) -> Message:
-    part = msg
-    for index in path:
-        children = part.get_payload()
-        assert isinstance(children, list)
-        child = children[index]
-        assert isinstance(child, Message)
-        part = child
-    return part
-
-
-def _body_parts(walked: Iterable[_Walked]) -> list[tuple[Message, tuple[int, ...], str, str]]:
-    """(part, path, "html" or "text", CTE) of the leaf text/html and text/plain parts
-    shown as the body, in document order.
-
-    A part with Content-Disposition attachment or a file name is an attachment.
-    """
-    found: list[tuple[Message, tuple[int, ...], str, str]] = []
-    for part, path, ctype in walked:
-        if ctype not in ("text/html", "text/plain") or part.is_multipart():
-            continue
-        if part.get_content_disposition() == "attachment" or part.get_filename() is not None:
-            continue
-        cte = _cte(part)
-        if cte in _KNOWN_CTE:
-            found.append((part, path, "html" if ctype == "text/html" else "text", cte))
-    return found
+        return message.as_bytes(policy=copy_policy(message, linesep))
 
 
 def _links(bodies: list[_Body]) -> list[LinkRef]:
@@ -426,58 +254,6 @@ def _links(bodies: list[_Body]) -> list[LinkRef]:
                 elif text and not seen[url].text:
                     seen[url] = LinkRef(url, text, seen[url].part)
     return list(seen.values())
-
-
-def _cte(part: Message) -> str:
-    return str(part.get("content-transfer-encoding", "7bit")).strip().lower()
-
-
-def _codec(charset: str | None) -> str:
-    """A Python codec for the part; undeclared, us-ascii and unknown charsets read as UTF-8.
-
-    Decoding and encoding use `surrogateescape`, so bytes the codec cannot read survive.
-    """
-    try:
-        name = codecs.lookup(charset or "utf-8").name
-    except LookupError:
-        return "utf-8"
-    return "utf-8" if name == "ascii" else name
-
-
-def _decode(part: Message) -> tuple[str, str]:
-    codec = _codec(part.get_content_charset())
-    payload = part.get_payload(decode=True)
-    data = payload if isinstance(payload, bytes) else b""
-    return data.decode(codec, "surrogateescape"), codec
-
-
-def _encode(text: str, codec: str, cte: str) -> tuple[bytes, str]:
-    """The payload for `text` in its charset, keeping the CTE where it still fits.
-
-    7bit and 8bit turn into quoted-printable when the text no longer fits them.
-    """
-    data = text.encode(codec, "surrogateescape")
-    if cte in ("7bit", "8bit") and (
-        (cte == "7bit" and not data.isascii())
-        or max(map(len, data.splitlines()), default=0) > _MAX_LINE
-    ):
-        cte = "quoted-printable"
-    if cte == "base64":
-        return base64.encodebytes(data), cte
-    if cte == "quoted-printable":
-        return quopri.encodestring(data), cte
-    return data, cte
-
-
-def _store(part: Message, text: str, codec: str, cte: str) -> None:
-    """Replace the payload, keeping charset and (where it still fits) the CTE."""
-    data, new_cte = _encode(text, codec, cte)
-    if new_cte != cte:
-        if "content-transfer-encoding" in part:
-            part.replace_header("Content-Transfer-Encoding", new_cte)
-        else:
-            part["Content-Transfer-Encoding"] = new_cte
-    part.set_payload(data.decode("ascii", "surrogateescape"))
 
 
 def _text_urls(text: str, notrack: set[str]) -> Iterator[tuple[int, int, str]]:

@@ -13,21 +13,21 @@ stay, as replacing them would break how the message looks; an attached message
 (there is no body to hold the link).
 
 The link list is spliced into each body part's decoded text in the part's own charset,
-with its Content-Transfer-Encoding kept where it still fits, as `instrument` does.
+with its Content-Transfer-Encoding kept where it still fits, as `instrument` does
+(mime.py's `encode_payload`).
 """
 
 from __future__ import annotations
 
-import base64
-import codecs
 import copy
 import hashlib
 import html
-import quopri
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
+
+from .mime import KNOWN_CTE, codec_of, cte_of, encode_payload
 
 __all__ = [
     "AttachmentLink",
@@ -39,8 +39,6 @@ __all__ = [
 ]
 
 MODES = ("off", "all", "over_size")
-_KNOWN_CTE = frozenset({"7bit", "8bit", "binary", "quoted-printable", "base64"})
-_MAX_LINE = 998
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
@@ -103,7 +101,7 @@ def _is_body(part: Message) -> bool:
         part.get_content_type() in ("text/html", "text/plain")
         and part.get_content_disposition() != "attachment"
         and part.get_filename() is None
-        and _cte(part) in _KNOWN_CTE
+        and cte_of(part) in KNOWN_CTE
     )
 
 
@@ -195,20 +193,8 @@ def _text_block(links: list[AttachmentLink]) -> str:
     return "\n\nAttachments:\n" + "\n".join(lines) + "\n"
 
 
-def _cte(part: Message) -> str:
-    return str(part.get("content-transfer-encoding", "7bit")).strip().lower()
-
-
-def _codec(part: Message) -> str:
-    try:
-        name = codecs.lookup(part.get_content_charset() or "utf-8").name
-    except LookupError:
-        return "utf-8"
-    return "utf-8" if name == "ascii" else name
-
-
 def _append(part: Message, block: str, is_html: bool) -> None:
-    codec = _codec(part)
+    codec = codec_of(part.get_content_charset())
     payload = part.get_payload(decode=True)
     text = (payload if isinstance(payload, bytes) else b"").decode(codec, "surrogateescape")
     # Names the charset cannot spell become "?" rather than bytes it does not declare.
@@ -219,18 +205,10 @@ def _append(part: Message, block: str, is_html: bool) -> None:
         text = text[:at] + block + text[at:]
     else:
         text += block
-    data = text.encode(codec, "surrogateescape")
-    cte = _cte(part)
-    if cte in ("7bit", "8bit") and (
-        (cte == "7bit" and not data.isascii())
-        or max(map(len, data.splitlines()), default=0) > _MAX_LINE
-    ):
-        cte = "quoted-printable"
+    cte = cte_of(part)
+    data, new_cte = encode_payload(text, codec, cte)
+    if new_cte != cte:
+        # Deleted and added, so the header moves to the end of the part's header block.
         del part["content-transfer-encoding"]
-        part["Content-Transfer-Encoding"] = cte
-    if cte == "base64":
-        part.set_payload(base64.encodebytes(data).decode("ascii"))
-    elif cte == "quoted-printable":
-        part.set_payload(quopri.encodestring(data).decode("ascii"))
-    else:
-        part.set_payload(data.decode("ascii", "surrogateescape"))
+        part["Content-Transfer-Encoding"] = new_cte
+    part.set_payload(data.decode("ascii", "surrogateescape"))
