@@ -1,30 +1,31 @@
-"""Ingest + classify throughput on one core, against a bare SQLite insert of the same rows.
+"""Ingest throughput on one core, against a bare insert of rows of the same shape.
 
     .venv/bin/python bench/classify.py [--hits 1000000] [--batch 5000] [--cpu 0]
-                                       [--mode live|backfill|both]
+        [--backends sqlite,postgresql] [--pg-url URL] [--mode live|backfill|both]
     .venv/bin/python bench/classify.py --hits 100000 --mode live --profile 30
 
 Hits come from the evaluation set's generator (bench/evalset.py: the same mixture of MPP,
 gateway scans, proxies and people), in time order as the journal would hand them over.
 The emails, deliveries, links and recipients (contacts in accounts, and leads, so that
-scores and roll-ups are kept too) are bulk-inserted first (not measured). Then, timed,
-each on a fresh temporary SQLite database migrated with `make_engine`/`migrate` (WAL,
-synchronous=FULL):
+scores and roll-ups are kept too) are bulk-inserted first (not measured; bench/ingestdb.py).
+Then, on each backend, each on a fresh database migrated with `make_engine`/`migrate`
+(SQLite: WAL, synchronous=FULL; PostgreSQL: a database of its own on `--pg-url`'s server):
 
-1. backfill, `import hits`' path: `mailsignal.ingest.Backfill`, batches of 5,000, each
-   enriched, classified with the stored timelines and inserted in one transaction;
-   counters, scores and roll-ups recounted once per touched email at the end;
-2. live, the ingest worker's path: `store_hits(conn, batch, pipeline, settings)` in one
-   transaction per batch of 5,000, recounting and rescoring every batch, with the time
-   split by step;
-3. the pure part, no database: enrich every hit, then classify each touched recipient
-   timeline again after every batch, as `reclassify` does (and, for reference, once per
-   timeline at the end);
-4. the anchor: a bare `sqlite3` executemany of the same number of rows of the same shape
-   into a table with the same keys, indexes and pragmas, one commit per batch.
+1. live, the ingest worker's path: `pipeline.ingest.store_hits` in one transaction per
+   batch of 5,000, with the time split by step;
+2. backfill, `import hits`' path: `pipeline.backfill.Backfill`, the same per batch;
+3. the anchors: the same number of rows of the shape this bench has always inserted
+   (13 columns with the facts and reasons of a typical event, the events table's keys and
+   indexes), with nothing but the driver, one commit per batch: `sqlite3` executemany on
+   SQLite; psycopg executemany (pipelined) and COPY on PostgreSQL.
 
-Also printed: the RSS the lookup data (network lists, UA parser) adds once loaded.
-Targets (issue #3): >= 50k hits/s; lookup data <= 150 MB.
+Each line ends with the ratio against its backend's anchor measured in the same run (on
+PostgreSQL against executemany and against COPY). Issue #9's bar: live path >= 0.5x the
+anchor, on both backends, at 1M hits. As the ingest worker does (pipeline.worker), the
+collector is quieted once everything is loaded (`quiet_gc`), the generated hits included:
+a worker holds one batch, not a million hits.
+
+The pure part (enrich and classify, no database) is bench/classify_pure.py's.
 """
 
 from __future__ import annotations
@@ -32,44 +33,36 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import json
 import os
 import pstats
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evalset import SEED, EvalSet, Generator
+from evalset import SEED
+from ingestdb import anchor_rows, build, drop_pg, fresh_pg, pg_anchor, setup_db, sqlite_anchor
 
-from mailsignal import ingest
-from mailsignal.classify import RULES, Context, Event, classify_timeline
 from mailsignal.enrich import Pipeline
 from mailsignal.enrich.useragent import resolver_name
-from mailsignal.model import EventKind, RawHit, TokenKind, new_id
-from mailsignal.pipeline.backfill import Backfill, store_hits
+from mailsignal.model import RawHit, TokenKind
+from mailsignal.pipeline import ingest, tally, timelines
+from mailsignal.pipeline.backfill import Backfill
+from mailsignal.pipeline.ingest import store_hits
+from mailsignal.pipeline.worker import quiet_gc
 from mailsignal.settings import Settings
-from mailsignal.store.db import make_engine, migrate
-from mailsignal.store.schema import (
-    account,
-    contact,
-    email,
-    emaildelivery,
-    lead,
-    systemuser,
-    trackedlink,
-)
+from mailsignal.store import events as store_events
+from mailsignal.store.db import make_engine
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "user_agents.tsv"
-KIND = {EventKind.OPEN: TokenKind.OPEN, EventKind.CLICK: TokenKind.CLICK}
+DEFAULT_PG = os.environ.get(
+    "MAILSIGNAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def rss_mib() -> float:
@@ -77,134 +70,32 @@ def rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def build(n_hits: int, seed: int) -> tuple[EvalSet, list[RawHit], dict[int, Any]]:
-    """Emails until n_hits hits; hits in time order with delivery and link ids assigned."""
-    gen = Generator(seed)
-    es = EvalSet(seed, gen.start, gen.now, [])
-    hits: list[tuple[datetime, int, int | None, Any]] = []
-    deliveries: dict[int, Any] = {}  # delivery id -> (email, links base id)
-    delivery_id = link_base = 0
-    while len(hits) < n_hits:
-        e = gen.email(len(es.emails))
-        es.emails.append(e)
-        for rcpt in e.recipients:
-            delivery_id += 1
-            deliveries[delivery_id] = (e, link_base)
-            for h in rcpt.hits:
-                link = None if h.link is None else link_base + h.link + 1
-                hits.append((h.at, delivery_id, link, h))
-        link_base += e.links
-    hits.sort(key=lambda t: t[0])
-    raw = [
-        RawHit(f"bench-{i:08d}", at, KIND[h.kind], d, link, h.ip, h.user_agent, h.method)
-        for i, (at, d, link, h) in enumerate(hits[:n_hits])
-    ]
-    return es, raw, deliveries
-
-
-def setup_db(url: str, deliveries: dict[int, Any]) -> None:
-    """Bulk-insert the rep, emails, deliveries, links and recipients (not timed)."""
-    engine = make_engine(url)
-    migrate(engine)
-    owner = uuid.UUID(int=1)
-    emails: dict[int, dict[str, Any]] = {}
-    links: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
-    n_people = max(1, len(deliveries) // 2)
-    for delivery_id, (e, base) in deliveries.items():
-        activity = uuid.UUID(int=e.number + 2)
-        if e.number not in emails:
-            emails[e.number] = {
-                "activityid": activity,
-                "subject": f"Proposal {e.number}",
-                "senton": e.sent_at,
-                "sender": "rep@northwind.example",
-                "ownerid": owner,
-            }
-            links += [
-                {
-                    "linkid": base + p + 1,
-                    "emailactivityid": activity,
-                    "position": p,
-                    "url": f"https://northwind.example/l/{e.number}/{p}",
-                }
-                for p in range(e.links)
-            ]
-        # Recipients are CRM parties, so ingest rescores them: each person gets about two
-        # emails; one in ten is a lead, the rest contacts in accounts of eight.
-        person = delivery_id % n_people
-        kind = "lead" if person % 10 == 0 else "contact"
-        rows.append(
-            {
-                "deliveryid": delivery_id,
-                "emailactivityid": activity,
-                "emailaddress": f"p{person}@customer.example",
-                "tracked": True,
-                "untrackedreasons": [],
-                "recipientobjecttypecode": kind,
-                "recipientobjectid": uuid.UUID(int=(1 << 64) + person),
-            }
-        )
-    people = range(n_people)
-    parties = {
-        account: [
-            {"accountid": uuid.UUID(int=(2 << 64) + a), "name": f"Account {a}"}
-            for a in range(n_people // 8 + 1)
-        ],
-        contact: [
-            {
-                "contactid": uuid.UUID(int=(1 << 64) + p),
-                "fullname": f"Contact {p}",
-                "emailaddress1": f"p{p}@customer.example",
-                "parentcustomerid": uuid.UUID(int=(2 << 64) + p // 8),
-            }
-            for p in people
-            if p % 10
-        ],
-        lead: [
-            {
-                "leadid": uuid.UUID(int=(1 << 64) + p),
-                "fullname": f"Lead {p}",
-                "emailaddress1": f"p{p}@customer.example",
-            }
-            for p in people
-            if p % 10 == 0
-        ],
-    }
-    with engine.begin() as conn:
-        conn.execute(
-            systemuser.insert(),
-            [{"systemuserid": owner, "fullname": "Rep", "internalemailaddress": "rep@n.example"}],
-        )
-        for table, data in parties.items():
-            for i in range(0, len(data), 20_000):
-                conn.execute(table.insert(), data[i : i + 20_000])
-        for table, data in ((email, list(emails.values())), (trackedlink, links)):
-            for i in range(0, len(data), 20_000):
-                conn.execute(table.insert(), data[i : i + 20_000])
-        for i in range(0, len(rows), 20_000):
-            conn.execute(emaildelivery.insert(), rows[i : i + 20_000])
-    engine.dispose()
-
-
 class Phases:
-    """Wall time per step of store_hits, measured by wrapping the ingest module's own
-    functions (store_hits looks them up at call time), so no profiler overhead."""
+    """Wall time per step of store_hits, measured by wrapping the functions it calls
+    through module attributes (looked up at call time), so no profiler overhead."""
 
-    NAMES = ("insert_ignore", "reclassify", "classify_timeline", "recount", "rescore_for_emails")
+    TARGETS = (
+        ("deliveries", store_events, "deliveries"),
+        ("insert", store_events, "insert"),
+        ("reclassify", ingest, "reclassify"),
+        ("stored_timelines", store_events, "stored_timelines"),
+        ("classify_timeline", timelines, "classify_timeline"),
+        ("revise", store_events, "revise"),
+        ("tally", tally, "apply"),
+    )
 
     def __init__(self) -> None:
-        self.seconds = dict.fromkeys(self.NAMES, 0.0)
-        self._saved = {name: getattr(ingest, name) for name in self.NAMES}
+        self.seconds = {name: 0.0 for name, _m, _a in self.TARGETS}
+        self._saved = {name: getattr(m, a) for name, m, a in self.TARGETS}
 
     def __enter__(self) -> Phases:
-        for name, fn in self._saved.items():
-            setattr(ingest, name, self._timed(name, fn))
+        for name, module, attr in self.TARGETS:
+            setattr(module, attr, self._timed(name, self._saved[name]))
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        for name, fn in self._saved.items():
-            setattr(ingest, name, fn)
+        for name, module, attr in self.TARGETS:
+            setattr(module, attr, self._saved[name])
 
     def _timed(self, name: str, fn: Any) -> Any:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -216,19 +107,39 @@ class Phases:
 
         return wrapper
 
+    def report(self, total: float, commits: float) -> None:
+        sec = self.seconds
+        parts = {
+            "enrich, hit rows, the rest": total
+            - sec["deliveries"]
+            - sec["insert"]
+            - sec["reclassify"]
+            - sec["tally"]
+            - commits,
+            "deliveries (one locked read)": sec["deliveries"],
+            "stored timelines (SELECT)": sec["stored_timelines"],
+            "classify_timeline": sec["classify_timeline"],
+            "timelines: Events, labels, compare": sec["reclassify"]
+            - sec["stored_timelines"]
+            - sec["classify_timeline"]
+            - sec["revise"],
+            "revise (UPDATE changed verdicts)": sec["revise"],
+            "INSERT": sec["insert"],
+            "tally (counters, scores, roll-ups)": sec["tally"],
+            "COMMIT": commits,
+        }
+        print("  where store_hits spends it:")
+        for name, t in parts.items():
+            print(f"    {name:40} {t:7.1f} s {t / total:5.0%}")
 
-def run_ingest(
-    url: str,
-    hits: Sequence[RawHit],
-    batch: int,
-    pipeline: Pipeline,
-    settings: Settings,
-    commits: list[float],
-) -> list[float]:
-    """Seconds per batch, commit included; `commits` gets the commit's own share (the WAL
-    fsync, and the checkpoint that copies pages into the database now and then)."""
+
+def run_live(
+    url: str, hits: Sequence[RawHit], batch: int, pipeline: Pipeline, settings: Settings
+) -> tuple[list[float], float]:
+    """Seconds per batch (commit included), and the commits' share."""
     engine = make_engine(url)
     times: list[float] = []
+    commits = 0.0
     for i in range(0, len(hits), batch):
         chunk = hits[i : i + batch]
         t0 = time.perf_counter()
@@ -236,129 +147,29 @@ def run_ingest(
             with conn.begin():
                 result = store_hits(conn, chunk, pipeline, settings)
                 t1 = time.perf_counter()
-            commits.append(time.perf_counter() - t1)
+            commits += time.perf_counter() - t1
         times.append(time.perf_counter() - t0)
         assert result.stored == len(chunk), result
-        if len(times) % 20 == 0:
+        if len(times) % 40 == 0:
             done = i + len(chunk)
-            print(f"  ... {done} hits, {done / sum(times):,.0f} hits/s so far", flush=True)
+            print(f"  ... {done:,} hits, {done / sum(times):,.0f} hits/s so far", flush=True)
     engine.dispose()
-    return times
+    return times, commits
 
 
 def run_backfill(
     url: str, hits: Sequence[RawHit], batch: int, pipeline: Pipeline, settings: Settings
-) -> tuple[float, float]:
-    """`import hits`' path (ingest.Backfill): (seconds in all, seconds of the final
-    recount). Batches as the live path, counters and scores recounted once at the end."""
+) -> float:
     engine = make_engine(url)
     backfill = Backfill(engine, pipeline, settings)
     t0 = time.perf_counter()
     for i in range(0, len(hits), batch):
         backfill.store(hits[i : i + batch])
-        if (i // batch + 1) % 20 == 0:
-            done = i + batch
-            print(f"  ... {done} hits, {done / (time.perf_counter() - t0):,.0f} hits/s so far")
-    t1 = time.perf_counter()
     result = backfill.finish()
-    t2 = time.perf_counter()
+    elapsed = time.perf_counter() - t0
     assert result.stored == len(hits), result
     engine.dispose()
-    return t2 - t0, t2 - t1
-
-
-def run_pure(
-    hits: Sequence[RawHit],
-    batch: int,
-    pipeline: Pipeline,
-    deliveries: dict[int, Any],
-    now: datetime,
-) -> tuple[float, float, float]:
-    """(enrich s, per-batch reclassify s, classify-once s) with no database."""
-    contexts = {
-        d: Context(sent_at=e.sent_at, link_count=e.links, now=now)
-        for d, (e, _base) in deliveries.items()
-    }
-    timelines: dict[int, list[Event]] = defaultdict(list)
-    t_enrich = t_classify = 0.0
-    for i in range(0, len(hits), batch):
-        chunk = hits[i : i + batch]
-        t0 = time.perf_counter()
-        for h in chunk:
-            facts = pipeline.enrich(h)
-            timelines[h.delivery_id].append(
-                Event(
-                    h.hit_id,
-                    EventKind.OPEN if h.kind is TokenKind.OPEN else EventKind.CLICK,
-                    h.received_at,
-                    h.ip,
-                    h.user_agent,
-                    h.method,
-                    facts,
-                    h.link_id,
-                )
-            )
-        t1 = time.perf_counter()
-        for d in {h.delivery_id for h in chunk}:
-            classify_timeline(timelines[d], contexts[d], RULES)
-        t_enrich += t1 - t0
-        t_classify += time.perf_counter() - t1
-    t0 = time.perf_counter()
-    for d, events in timelines.items():
-        classify_timeline(events, contexts[d], RULES)
-    return t_enrich, t_classify, time.perf_counter() - t0
-
-
-ANCHOR_DDL = """
-CREATE TABLE ev (
-  id TEXT PRIMARY KEY, emailactivityid TEXT NOT NULL, deliveryid INTEGER NOT NULL,
-  linkid INTEGER, interactiontype INTEGER NOT NULL, emailinteractiontime TEXT NOT NULL,
-  interactionuseragent TEXT NOT NULL, ipaddress TEXT NOT NULL, httpmethod TEXT NOT NULL,
-  facts TEXT NOT NULL, verdict TEXT NOT NULL, reasons TEXT NOT NULL, hitid TEXT NOT NULL UNIQUE
-);
-CREATE INDEX ev_delivery_time ON ev (deliveryid, emailinteractiontime);
-CREATE INDEX ev_email ON ev (emailactivityid);
-"""
-
-
-def run_anchor(path: Path, hits: Sequence[RawHit], batch: int, pipeline: Pipeline) -> list[float]:
-    """Seconds per batch for a bare executemany of the same rows (same pragmas and indexes,
-    UUIDv7 keys as the real table has, one commit per batch)."""
-    facts = json.dumps(pipeline.enrich(hits[0]))
-    reasons = json.dumps({"fired": [], "not_fired": [r.id for r in RULES]})
-    rows = [
-        (
-            new_id().hex,
-            uuid.UUID(int=h.delivery_id).hex,
-            h.delivery_id,
-            h.link_id,
-            int(h.kind),
-            h.received_at.isoformat(),
-            h.user_agent,
-            h.ip,
-            h.method,
-            facts,
-            "human",
-            reasons,
-            h.hit_id,
-        )
-        for h in hits
-    ]
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA cache_size=-65536")
-    db.executescript(ANCHOR_DDL)
-    sql = "INSERT INTO ev VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    times: list[float] = []
-    for i in range(0, len(rows), batch):
-        t0 = time.perf_counter()
-        db.execute("BEGIN")
-        db.executemany(sql, rows[i : i + batch])
-        db.execute("COMMIT")
-        times.append(time.perf_counter() - t0)
-    db.close()
-    return times
+    return elapsed
 
 
 def tenths(times: Sequence[float], batch: int) -> str:
@@ -368,20 +179,98 @@ def tenths(times: Sequence[float], batch: int) -> str:
     return f"first tenth {first:,.0f}/s, last tenth {last:,.0f}/s"
 
 
+def measure(
+    backend: str,
+    args: argparse.Namespace,
+    tmp: Path,
+    pipeline: Pipeline,
+    hits: list[RawHit],
+    deliveries: dict[int, Any],
+) -> None:
+    settings = Settings.model_construct()
+    n, batch = len(hits), args.batch
+    print(f"\n=== {backend} ===")
+
+    def fresh(name: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp / f'{name}.db'}"
+        return fresh_pg(args.pg_url, f"ms_bench_{name}")
+
+    anchors: dict[str, float] = {}
+    rows = anchor_rows(hits, pipeline)
+    if backend == "sqlite":
+        times = sqlite_anchor(tmp / "anchor.db", rows, batch)
+        anchors["executemany"] = n / sum(times)
+        print(
+            f"anchor, sqlite3 executemany of {n:,} rows: {anchors['executemany']:,.0f} rows/s "
+            f"({tenths(times, batch)})"
+        )
+    else:
+        url = fresh("anchor")
+        for how in ("executemany", "copy"):
+            times = pg_anchor(url, rows, batch, how)
+            anchors[how] = n / sum(times)
+            print(
+                f"anchor, psycopg {how} of {n:,} rows: {anchors[how]:,.0f} rows/s "
+                f"({tenths(times, batch)})"
+            )
+        drop_pg(args.pg_url, "ms_bench_anchor")
+    del rows
+
+    def ratios(rate: float) -> str:
+        return ", ".join(f"{rate / a:.3f}x {how}" for how, a in anchors.items())
+
+    if args.mode in ("live", "both"):
+        url = fresh("live")
+        setup_db(url, deliveries)
+        gc.collect()
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler:
+            profiler.enable()
+        with Phases() as phases:
+            times, commits = run_live(url, hits, batch, pipeline, settings)
+        if profiler:
+            profiler.disable()
+        total = sum(times)
+        rate = n / total
+        print(
+            f"live path (store_hits, as the ingest worker): {n:,} hits in {total:.1f} s = "
+            f"{rate:,.0f} hits/s = {ratios(rate)} (batch p50 "
+            f"{statistics.median(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms; "
+            f"{tenths(times, batch)})"
+        )
+        phases.report(total, commits)
+        if profiler:
+            stats = pstats.Stats(profiler).strip_dirs()
+            stats.sort_stats("tottime").print_stats(args.profile)
+            stats.sort_stats("cumulative").print_stats(args.profile)
+        if backend == "postgresql" and not args.keep:
+            drop_pg(args.pg_url, "ms_bench_live")
+    if args.mode in ("backfill", "both"):
+        url = fresh("backfill")
+        setup_db(url, deliveries)
+        gc.collect()
+        elapsed = run_backfill(url, hits, batch, pipeline, settings)
+        rate = n / elapsed
+        print(
+            f"backfill (import hits: Backfill): {n:,} hits in {elapsed:.1f} s = "
+            f"{rate:,.0f} hits/s = {ratios(rate)}"
+        )
+        if backend == "postgresql" and not args.keep:
+            drop_pg(args.pg_url, "ms_bench_backfill")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hits", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5000, help="hits per store_hits call")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this core")
-    parser.add_argument("--profile", type=int, default=0, help="cProfile; print top N")
-    parser.add_argument("--keep", type=Path, default=None, help="database directory to keep")
-    parser.add_argument(
-        "--mode",
-        choices=("live", "backfill", "both"),
-        default="both",
-        help="the ingest worker's path, import's path, or both (each on a fresh database)",
-    )
+    parser.add_argument("--profile", type=int, default=0, help="cProfile the live path; top N")
+    parser.add_argument("--keep", type=Path, default=None, help="SQLite directory to keep")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--pg-url", default=DEFAULT_PG, help="a server to create databases on")
+    parser.add_argument("--mode", choices=("live", "backfill", "both"), default="both")
     args = parser.parse_args(argv)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -396,12 +285,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         ua = line.split("\t")[0]
         pipeline.enrich(RawHit("warm", now, TokenKind.OPEN, 1, None, f"{i + 1}.2.3.4", ua, "GET"))
     gc.collect()
-    rss_lookup = rss_mib() - rss0
     print(
-        f"lookup data (network lists + UA parser, warmed): +{rss_lookup:.1f} MiB RSS, "
+        f"lookup data (network lists + UA parser, warmed): +{rss_mib() - rss0:.1f} MiB RSS, "
         f"loaded in {time.perf_counter() - t0:.2f} s (target <= 150 MB)"
     )
-
     t0 = time.perf_counter()
     es, hits, deliveries = build(args.hits, args.seed)
     opens = sum(1 for h in hits if h.kind is TokenKind.OPEN)
@@ -409,105 +296,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"generated {len(hits):,} hits ({opens:,} opens) for {len(es.emails):,} emails, "
         f"{len(deliveries):,} deliveries in {time.perf_counter() - t0:.1f} s"
     )
-
+    quiet_gc()
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="ms-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        measure(args, tmp, pipeline, es, hits, deliveries)
+        for backend in args.backends.split(","):
+            measure(backend.strip(), args, tmp, pipeline, hits, deliveries)
     finally:
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def measure(
-    args: argparse.Namespace,
-    tmp: Path,
-    pipeline: Pipeline,
-    es: EvalSet,
-    hits: list[RawHit],
-    deliveries: dict[int, Any],
-) -> None:
-    settings = Settings.model_construct()
-    n = len(hits)
-    if args.mode in ("backfill", "both"):
-        url = f"sqlite:///{tmp / 'backfill.db'}"
-        setup_db(url, deliveries)
-        gc.collect()
-        total, final = run_backfill(url, hits, args.batch, pipeline, settings)
-        print(
-            f"\nbackfill (import hits: ingest.Backfill, batches of {args.batch}, counters and "
-            f"scores recounted once): {n:,} hits in {total:.1f} s = {n / total:,.0f} hits/s "
-            f"(final recount {final:.1f} s)"
-        )
-        if args.mode == "backfill":
-            return
-    url = f"sqlite:///{tmp / 'bench.db'}"
-    t0 = time.perf_counter()
-    setup_db(url, deliveries)
-    print(f"set-up (migrate + bulk insert, not timed): {time.perf_counter() - t0:.1f} s; {url}")
-
-    gc.collect()
-    profiler = cProfile.Profile() if args.profile else None
-    if profiler:
-        profiler.enable()
-    with Phases() as phases:
-        commits: list[float] = []
-        times = run_ingest(url, hits, args.batch, pipeline, settings, commits)
-    if profiler:
-        profiler.disable()
-    total = sum(times)
-    print(
-        f"\nlive path (store_hits, as the ingest worker), batches of {args.batch}: {n:,} hits "
-        f"in {total:.1f} s = {n / total:,.0f} hits/s  (batch p50 "
-        f"{statistics.median(times) * 1000:.0f} ms, max "
-        f"{max(times) * 1000:.0f} ms; {tenths(times, args.batch)})"
-    )
-    sec = phases.seconds
-    parts = {
-        "enrich, delivery/link lookups, rows": total
-        - sec["insert_ignore"]
-        - sec["reclassify"]
-        - sec["recount"]
-        - sum(commits),
-        "INSERT (insert_ignore)": sec["insert_ignore"],
-        "reclassify: SELECT, rows to Events, UPDATE": sec["reclassify"] - sec["classify_timeline"],
-        "classify_timeline": sec["classify_timeline"],
-        "recount: counters": sec["recount"] - sec["rescore_for_emails"],
-        "recount: scores and roll-ups (rescore_for_emails)": sec["rescore_for_emails"],
-        "COMMIT (WAL fsync, checkpoints)": sum(commits),
-    }
-    print("  where store_hits spends it:")
-    for name, t in parts.items():
-        print(f"    {name:50} {t:7.1f} s {t / total:5.0%}")
-    if profiler:
-        stats = pstats.Stats(profiler).strip_dirs()
-        print(f"\nprofile of store_hits (cProfile overhead included), top {args.profile}:")
-        stats.sort_stats("tottime").print_stats(args.profile)
-        stats.sort_stats("cumulative").print_stats(args.profile)
-        return
-
-    t_enrich, t_reclass, t_once = run_pure(hits, args.batch, pipeline, deliveries, es.now)
-    pure = t_enrich + t_reclass
-    print(
-        f"pure, no database: enrich {n / t_enrich:,.0f} hits/s; enrich + per-batch "
-        f"reclassify (ingest's work) {n / pure:,.0f} hits/s; enrich + classify once per "
-        f"timeline {n / (t_enrich + t_once):,.0f} hits/s"
-    )
-    print(
-        f"  share of store_hits time: enrich {t_enrich / total:.0%}, classify "
-        f"{t_reclass / total:.0%}, database and the rest {1 - pure / total:.0%}"
-    )
-    anchor_times = run_anchor(tmp / "anchor.db", hits, args.batch, pipeline)
-    anchor = sum(anchor_times)
-    print(
-        f"anchor, bare sqlite3 executemany of {n:,} rows (same pragmas, keys and indexes, "
-        f"commit per batch): {n / anchor:,.0f} rows/s ({tenths(anchor_times, args.batch)})"
-    )
-    print(
-        f"ratio store_hits / anchor = {(n / total) / (n / anchor):.3f}; target 50,000 hits/s "
-        f"= {50_000 / (n / anchor):.2f} x anchor"
-    )
-    print(f"process RSS at the end: {rss_mib():.0f} MiB (hits and timelines held in memory)")
+    print(f"\nprocess RSS at the end: {rss_mib():.0f} MiB (the generated hits held in memory)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Score recompute over 10M events, and the cost of one new event (issue #5).
+"""Score recompute over 10M events, and the cost of one new event (issues #5, #9).
 
 Targets: recomputing every score from 10M events takes <= 60 s on one core; a single new
 event updates its scores in O(1) queries.
@@ -6,22 +6,19 @@ event updates its scores in O(1) queries.
 On the dataset of bench/views.py (bench/dataset.py; `--reuse` takes the databases left
 by `views.py --keep`, otherwise they are generated here), for each backend:
 
-1. `store.scores_bulk.recompute_scores_bulk` (one streamed pass over the events), timed
-   end to end (wall and this process's CPU time; PostgreSQL's own work is in its server
-   process);
-2. `store.scores.recompute_scores` (party by party, `rescore_party`): `--legacy full`
-   times the real function; `--legacy sample` (default) times `rescore_party` on random
-   parties of each kind, up to `--sample` parties or `--sample-seconds` per kind, and
-   extrapolates to every party. The sampled rows are compared with what the bulk pass
-   wrote (same `now`); the sample runs in a transaction that is rolled back;
+1. `store.rescore.recompute_all` (one streamed pass over the events), timed end to end
+   (wall and this process's CPU time; PostgreSQL's own work is in its server process);
+2. `store.rescore.rescore` (set-wise, what the pipeline falls back to) on `--sample`
+   random parties of each kind, in a transaction rolled back afterwards: its rows must
+   equal what the full pass wrote (same `now`), and its time per party is printed;
 3. one new event: in a transaction rolled back at the end, two new contacts (each with
-   an account) get 10 and 1,000 events; then one more event is added to each and
-   `rescore_for_emails` is run for its email while a `before_cursor_execute` listener
+   an account) get 10 and 1,000 events; then one more event is tallied for each
+   (`pipeline.tally.apply`, as ingest does) while a `before_cursor_execute` listener
    counts the statements. The counts must be equal.
 
     .venv/bin/python bench/scores.py [--reuse] [--emails 1000000] [--events N]
         [--backends sqlite,postgresql] [--sqlite PATH] [--pg-url URL]
-        [--legacy sample|full|skip] [--sample 500] [--sample-seconds 60] [--drop]
+        [--sample 500] [--drop]
 
 `--drop` removes the databases at the end (also the reused ones).
 """
@@ -46,8 +43,13 @@ sys.path.insert(0, str(ROOT / "src"))
 from dataset import Shape, describe, drop, load  # noqa: E402
 from sqlalchemy import Connection, Engine, event, func, insert, select  # noqa: E402
 
+from mailsignal.engagement import effective_time, weights_of  # noqa: E402
+from mailsignal.pipeline import tally  # noqa: E402
 from mailsignal.settings import Settings  # noqa: E402
+from mailsignal.store import events as store_events  # noqa: E402
+from mailsignal.store import rescore  # noqa: E402
 from mailsignal.store.db import make_engine  # noqa: E402
+from mailsignal.store.parties import TABLES  # noqa: E402
 from mailsignal.store.schema import (  # noqa: E402
     account,
     contact,
@@ -55,14 +57,6 @@ from mailsignal.store.schema import (  # noqa: E402
     emaildelivery,
     interactionforemail,
 )
-from mailsignal.store.scores import (  # noqa: E402
-    TABLES,
-    recompute_scores,
-    rescore_for_emails,
-    rescore_party,
-    weights_of,
-)
-from mailsignal.store.scores_bulk import recompute_scores_bulk  # noqa: E402
 
 TARGET_S = 60.0
 DEFAULT_SQLITE = "/tmp/ms_bench/ms_bench.db"
@@ -107,7 +101,7 @@ def party_row(conn: Connection, kind: str, party: uuid.UUID) -> dict[str, Any]:
 
 
 def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    if abs(a["engagementscore"] - b["engagementscore"]) > 2e-6:
+    if abs(a["engagementscore"] - b["engagementscore"]) > 1e-9 * max(1.0, a["engagementscore"]):
         return False
     return all(a[c] == b[c] for c in COMPARED[1:])
 
@@ -120,40 +114,30 @@ def bulk(engine: Engine, settings: Settings, now: datetime) -> dict[str, float]:
         written += n
 
     t0, c0 = time.perf_counter(), time.process_time()
-    done = recompute_scores_bulk(engine, settings, progress, now=now)
+    done = rescore.recompute_all(engine, weights_of(settings), now, progress)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert done == written
     return {"parties": done, "wall": wall, "cpu": cpu}
 
 
-def legacy_sample(
-    engine: Engine, settings: Settings, now: datetime, size: int, budget: float
-) -> tuple[float, list[str]]:
-    """Extrapolated seconds of recompute_scores, and the comparison with the bulk rows."""
-    weights, rng = weights_of(settings), random.Random(7)
-    total, lines = 0.0, []
+def sample(engine: Engine, settings: Settings, now: datetime, size: int) -> list[str]:
+    """`rescore.rescore` on random parties of each kind, compared with the full pass's rows."""
+    weights, rng, lines = weights_of(settings), random.Random(7), []
     with engine.connect() as conn:
         for kind, (table, key) in TABLES.items():
             ids = conn.execute(select(table.c[key])).scalars().all()
-            sample = rng.sample(list(ids), min(size, len(ids)))
-            spent, n, mismatches = 0.0, 0, 0
-            for party in sample:
-                before = party_row(conn, kind, party)
-                t0 = time.perf_counter()
-                rescore_party(conn, kind, party, weights, now)
-                spent += time.perf_counter() - t0
-                n += 1
-                mismatches += not same(before, party_row(conn, kind, party))
-                if spent > budget:
-                    break
-            per = spent / n if n else 0.0
-            total += per * len(ids)
+            chosen = rng.sample(list(ids), min(size, len(ids)))
+            before = {p: party_row(conn, kind, p) for p in chosen}
+            t0 = time.perf_counter()
+            rescore.rescore(conn, {(kind, p) for p in chosen}, weights, now)
+            spent = time.perf_counter() - t0
+            equal = sum(same(before[p], party_row(conn, kind, p)) for p in chosen)
             lines.append(
-                f"  {kind:<8} {n:>5} of {len(ids):>7,} timed: {per * 1000:8.2f} ms/party -> "
-                f"{per * len(ids):8.1f} s for all; bulk rows equal: {n - mismatches}/{n}"
+                f"  {kind:<8} {len(chosen):>5} of {len(ids):>7,} rescored set-wise in "
+                f"{spent * 1000:8.1f} ms; rows equal to the full pass: {equal}/{len(chosen)}"
             )
         conn.rollback()
-    return total, lines
+    return lines
 
 
 def add_events(
@@ -225,27 +209,19 @@ def one_event(engine: Engine, settings: Settings, rep: str) -> tuple[bool, list[
                 .select_from(interactionforemail.join(emaildelivery))
                 .where(emaildelivery.c.recipientobjectid == person)
             ).scalar_one()
-            activity, delivery = sent[0]
-            conn.execute(
-                insert(interactionforemail).values(
-                    emailactivityid=activity,
-                    deliveryid=delivery,
-                    interactiontype=0,
-                    verdict="human",
-                    emailinteractiontime=now,
-                    emailaddress=f"{person.hex}@demo.test",
-                    hitid=f"demo:{uuid.uuid4().hex}",
-                )
-            )
+            _activity, delivery = sent[0]
+            deliveries = store_events.deliveries(conn, [delivery])
+            change = tally.Change(delivery, 0, None, "human", now, effective_time(now, now))
             with counted(engine) as seen:
                 t0 = time.perf_counter()
-                touched = rescore_for_emails(conn, [activity], settings, now)
+                tally.apply(conn, [change], deliveries, settings, now)
                 ms = (time.perf_counter() - t0) * 1000
+            touched = len(deliveries[delivery].parties)
             score = party_row(conn, "contact", person)["engagementscore"]
             counts.append(len(seen))
             lines.append(
                 f"  contact with {events + 1:>5} events: {len(seen)} statements, {ms:8.2f} ms, "
-                f"{touched} parties rescored (contact score {score:.2f})"
+                f"{touched} parties updated (contact score {score:.2f})"
             )
             for sql, spent in seen:
                 lines.append(f"    {spent:8.2f} ms  {sql[:110]}{'...' if len(sql) > 110 else ''}")
@@ -264,33 +240,18 @@ def run_backend(url: str, args: argparse.Namespace, settings: Settings) -> bool:
         verdict = "PASS" if b["wall"] <= TARGET_S else "FAIL"
         ok &= verdict == "PASS"
         print(
-            f"  recompute_scores_bulk: {b['parties']:,} parties from "
+            f"  rescore.recompute_all: {b['parties']:,} parties from "
             f"{loaded.counts['interactionforemail']:,} events in {b['wall']:.1f} s wall, "
             f"{b['cpu']:.1f} s CPU in Python  {verdict} (<= {TARGET_S:g} s)",
             flush=True,
         )
-        if args.legacy == "sample":
-            estimate, lines = legacy_sample(engine, settings, now, args.sample, args.sample_seconds)
-            print("  recompute_scores (party by party), sampled, vs the bulk rows:")
-            print("\n".join(lines))
-            print(
-                f"  recompute_scores estimate: {estimate:,.0f} s "
-                f"({estimate / b['wall']:.0f}x the bulk pass)  "
-                f"{'PASS' if estimate <= TARGET_S else 'FAIL'} (<= {TARGET_S:g} s)"
-            )
-        elif args.legacy == "full":
-            t0 = time.perf_counter()
-            done = recompute_scores(engine, settings)
-            wall = time.perf_counter() - t0
-            print(
-                f"  recompute_scores (party by party): {done:,} parties in {wall:.1f} s "
-                f"({wall / b['wall']:.0f}x the bulk pass)  "
-                f"{'PASS' if wall <= TARGET_S else 'FAIL'} (<= {TARGET_S:g} s)"
-            )
+        if args.sample:
+            print("  rescore (set-wise) on a sample, vs the full pass's rows:")
+            print("\n".join(sample(engine, settings, now, args.sample)))
         equal, lines = one_event(engine, settings, loaded.busiest_rep)
         ok &= equal
         lazy = " (SQLite: ms of execute; rows are fetched afterwards)" if "sqlite" in url else ""
-        print(f"  one new event -> rescore_for_emails, statements and their ms{lazy}:")
+        print(f"  one new event -> tally.apply, statements and their ms{lazy}:")
         print("\n".join(lines))
         print(f"  statement count independent of the party's events: {'PASS' if equal else 'FAIL'}")
     finally:
@@ -306,9 +267,7 @@ def main() -> int:
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--sqlite", default=DEFAULT_SQLITE)
     ap.add_argument("--pg-url", default=DEFAULT_PG)
-    ap.add_argument("--legacy", choices=("sample", "full", "skip"), default="sample")
-    ap.add_argument("--sample", type=int, default=500, help="parties per kind")
-    ap.add_argument("--sample-seconds", type=float, default=60.0, help="per kind")
+    ap.add_argument("--sample", type=int, default=500, help="parties per kind (0: skip)")
     ap.add_argument("--drop", action="store_true", help="drop the databases at the end")
     args = ap.parse_args()
     urls = {"sqlite": f"sqlite:///{args.sqlite}", "postgresql": args.pg_url}

@@ -30,8 +30,6 @@ LEVELS: tuple[tuple[str, ...], ...] = (
         "replies",
         "fetchxml",
         "instrument",
-        "attachments",
-        "instrument_html",
         "sealing",
     ),
     ("urls",),
@@ -92,7 +90,9 @@ def _imports(module: str, path: Path) -> list[tuple[str, list[str], int]]:
             target = ".".join([*base, node.module] if node.module else base)
             subs = [".".join([*target.split("."), n] if target else [n]) for n in names]
             if node.module or not all(sub in MODULES for sub in subs):
-                found.append((f"mailsignal.{target}" if target else "mailsignal", names, node.lineno))
+                found.append(
+                    (f"mailsignal.{target}" if target else "mailsignal", names, node.lineno)
+                )
             # `from . import events`: the submodule itself
             found += [(f"mailsignal.{sub}", [], node.lineno) for sub in subs if sub in MODULES]
     return found
@@ -168,6 +168,11 @@ def test_sql_is_written_in_store_only() -> None:
                 name == "mailsignal.store" and {"schema", "bulk"} & set(names)
             ):
                 problems.append(f"{module}:{line} imports {name} {names}")
+            # fetchxml compiles FetchXML to SQLAlchemy Core over the catalog it is given
+            # (issue 9 allows it: "it may build SQLAlchemy expressions from the catalog it
+            # is given"); it still never sees store.schema, above, nor runs a query.
+            if module.split(".")[0] == "fetchxml":
+                continue
             if name.split(".")[0] == "sqlalchemy" and SQL_BUILDERS & set(names):
                 problems.append(f"{module}:{line} builds SQL: {sorted(SQL_BUILDERS & set(names))}")
     assert problems == []

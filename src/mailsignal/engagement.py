@@ -28,6 +28,7 @@ event claims a later one (a skewed clock, a reply's Date header a day ahead).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -200,6 +201,13 @@ class Weights:
         return 0.0
 
 
+@functools.lru_cache(maxsize=16)
+def points(weights: Weights) -> dict[tuple[Any, Any], float]:
+    """`weights.weight` for every (kind, verdict), keyed like EFFECTS (enums, and the
+    stored ints and strings): ingest adds thousands of events a batch."""
+    return {key: weights.weight(key[0], key[1]) for key in EFFECTS}
+
+
 def weights_of(settings: Settings) -> Weights:
     return Weights(
         open=settings.score_open,
@@ -285,10 +293,10 @@ class PartyTally:
     ) -> None:
         """Add (n > 0) or take away (n < 0) an event that happened at `at`; its points
         age from `scored_at` (`effective_time`; default `at`)."""
-        points = weights.weight(kind, verdict)
-        if points:
+        worth = points(weights)[(kind, verdict)]
+        if worth:
             age = (self.asof - (scored_at or at)).total_seconds()
-            self.score += n * points * decay(weights, age)
+            self.score += n * worth * decay(weights, age)
         fx = EFFECTS[(kind, verdict)]
         if fx.party >= 0:
             self.counts[fx.party] += n

@@ -1,4 +1,5 @@
-"""Driver-level executemany stores exactly what SQLAlchemy's own executemany stores."""
+"""Driver-level executemany stores exactly what SQLAlchemy's own executemany stores, and
+`in_ids` selects exactly what `column.in_(ids)` selects."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, insert, select, update
 
-from mailsignal.store.bulk import executemany, insert_ignore
-from mailsignal.store.schema import email, ingestcursor, systemuser
+from mailsignal.store.bulk import executemany, in_ids, insert_ignore
+from mailsignal.store.schema import email, emaildelivery, ingestcursor, systemuser
 
 WHEN = datetime(2026, 11, 3, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -68,3 +69,39 @@ def test_values_match_sqlalchemys_own_executemany(engine: Engine) -> None:
     assert {k: v for k, v in ours.items() if k not in differ} == {
         k: v for k, v in theirs.items() if k not in differ
     }
+
+
+def test_in_ids_selects_what_in_selects(engine: Engine) -> None:
+    """UUID and integer keys, an empty list, ids that match nothing, and a list longer
+    than SQLite's bound-parameter limit, on both backends."""
+    owner = uuid.uuid4()
+    activities = [uuid.uuid4() for _ in range(30)]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(systemuser).values(systemuserid=owner, fullname="R", internalemailaddress="r@x")
+        )
+        conn.execute(insert(email), [_email(a, owner, f"s{i}") for i, a in enumerate(activities)])
+        conn.execute(
+            insert(emaildelivery),
+            [
+                {"emailactivityid": a, "emailaddress": f"d{i}@x.test", "tracked": True}
+                for i, a in enumerate(activities)
+            ],
+        )
+        deliveries = list(conn.execute(select(emaildelivery.c.deliveryid)).scalars())
+        cases: list[tuple[Any, list[Any]]] = [
+            (email.c.activityid, [*activities[::3], uuid.uuid4()]),
+            (email.c.activityid, []),
+            (emaildelivery.c.deliveryid, [*deliveries[1::2], 10**12]),
+            (emaildelivery.c.deliveryid, deliveries + list(range(10**9, 10**9 + 40_000))),
+        ]
+        for column, ids in cases:
+            got = set(conn.execute(select(column).where(in_ids(conn, column, ids))).scalars())
+            want = (
+                set(conn.execute(select(column).where(column.in_(ids))).scalars())
+                if len(ids) < 30_000
+                else {i for i in ids if i in set(deliveries)}
+            )
+            assert got == want
+            assert got <= set(ids)
+    assert len(want) == 30  # the long list found every real id

@@ -1,5 +1,5 @@
 """Party scores and roll-ups rebuilt from events (store/scores.py) equal a reference
-worked out in the test from the rules in docs/scoring.md."""
+worked out in the test from the rules in docs/scoring.md (store/rescore.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from mailsignal.engagement import Weights, weights_of
 from mailsignal.model import EventKind, Verdict
 from mailsignal.settings import Settings
-from mailsignal.store import scores
+from mailsignal.store import rescore
 from mailsignal.store.parties import TABLES
 from mailsignal.store.schema import (
     account,
@@ -216,7 +216,7 @@ def test_recompute_all_equals_the_reference(engine: Engine, settings: Settings, 
     with engine.begin() as conn:
         ref = _seed(conn, random.Random(seed), weights)
     seen: list[int] = []
-    done = scores.recompute_all(engine, weights, NOW, seen.append, batch=7)
+    done = rescore.recompute_all(engine, weights, NOW, seen.append, batch=7)
     assert done == sum(seen) == len(ref.rows) == 39
     with engine.connect() as conn:
         _check(conn, ref)
@@ -240,7 +240,7 @@ def test_rescoring_some_parties_touches_only_them(
         before = {kind: _party_rows(conn, table, key) for kind, (table, key) in TABLES.items()}
     chosen = set(random.Random(seed).sample(sorted(ref.rows), len(ref.rows) // 2))
     with engine.begin() as conn:
-        assert scores.rescore(conn, chosen, weights, NOW) == len(chosen)
+        assert rescore.rescore(conn, chosen, weights, NOW) == len(chosen)
     with engine.connect() as conn:
         _check(conn, ref, chosen)
         for kind, (table, key) in TABLES.items():
@@ -257,7 +257,7 @@ def test_explain_gives_the_score_and_its_top_events(engine: Engine, settings: Se
         ref = _seed(conn, random.Random(5), weights)
     with engine.connect() as conn:
         for party, expected in ref.score.items():
-            total, top = scores.explain(conn, party, weights, NOW)
+            total, top = rescore.explain(conn, party, weights, NOW)
             assert total == pytest.approx(expected, rel=1e-9, abs=1e-9)
             assert [t.points for t in top] == sorted((t.points for t in top), reverse=True)
             assert len(top) <= 5 and all(t.points > 0 for t in top)

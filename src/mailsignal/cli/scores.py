@@ -25,6 +25,7 @@ def classify(
 ) -> None:
     """Re-run the classifier: everything (--recompute) or the periodic sweep (--sweep)."""
     from ..classify import VERSION, disabled_rules
+    from ..pipeline.enrichment import default_enrichment
     from ..pipeline.sweep import deliveries_with_events, recompute_all, sweep
 
     settings = common.settings()
@@ -32,13 +33,15 @@ def classify(
     engine = common.engine(settings)
     if recompute == sweep_now:
         raise InputError("give exactly one of --recompute or --sweep")
+    facts = default_enrichment(settings).facts
     if sweep_now:
-        out.print(f"sweep: {sweep(engine, settings, datetime.now(UTC))} verdicts changed")
+        changed = sweep(engine, settings, datetime.now(UTC), facts)
+        out.print(f"sweep: {changed} verdicts changed")
         return
     total = len(deliveries_with_events(engine))
     bar, task = common.progress_bar(total, f"classifier {VERSION}")
     with bar:
-        changed = recompute_all(engine, settings, progress=lambda n: bar.advance(task, n))
+        changed = recompute_all(engine, settings, lambda n: bar.advance(task, n), facts)
     out.print(
         f"recomputed {total} recipient timelines with classifier {VERSION}: "
         f"{changed} verdicts changed"
@@ -56,7 +59,7 @@ def score(
 ) -> None:
     """Lead scores: recompute them all, or explain one (by email address)."""
     from ..engagement import weights_of
-    from ..store import parties, scores
+    from ..store import parties, rescore
 
     settings = common.settings()
     engine = common.engine(settings)
@@ -68,7 +71,7 @@ def score(
             total = parties.count(conn)
         bar, task = common.progress_bar(total, "scores")
         with bar:
-            done = scores.recompute_all(
+            done = rescore.recompute_all(
                 engine, weights, now, progress=lambda n: bar.advance(task, n)
             )
         out.print(f"recomputed {done} scores")
@@ -77,7 +80,7 @@ def score(
         party = parties.find(conn, explain)
         if party is None:
             raise NotFoundError(f"no contact, lead or account with address {explain}")
-        points, top = scores.explain(conn, (party[0], party[1]), weights, now)
+        points, top = rescore.explain(conn, (party[0], party[1]), weights, now)
     out.print(
         f"{party[0]} {explain}: score {points:.2f} (half-life "
         f"{settings.score_half_life_days:g} days)"

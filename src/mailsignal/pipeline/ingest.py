@@ -77,8 +77,14 @@ def store_hits(
         facts = enrichment.enrich(hit)
         rows.append(hit_row(hit, facts, delivery.email, delivery.address, target, now))
     candidates = len(rows)
+    touched = {r["deliveryid"] for r in rows}
     _rewritten, changes = reclassify(
-        conn, {r["deliveryid"] for r in rows}, settings, new_rows=rows, now=now
+        conn,
+        {i: deliveries[i] for i in touched},
+        settings,
+        new_rows=rows,
+        now=now,
+        facts=enrichment.facts,
     )
     added = events.insert(conn, rows)
     if added < len(rows):

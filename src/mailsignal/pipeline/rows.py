@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from ..model import Classification, EventKind, Facts, RawHit, TokenKind, new_id
+from ..store.db import RawJson, json_text
 
 KIND = {
     TokenKind.OPEN: EventKind.OPEN,
@@ -73,9 +74,27 @@ def reasons_json(result: Classification) -> dict[str, Any]:
     }
 
 
-def label(row: dict[str, Any], result: Classification) -> None:
+class Reasons:
+    """Stored reasons of classifications, serialised once per distinct classification.
+
+    The classifier hands out one shared `Classification` per distinct outcome, so a batch
+    of thousands of events holds a few hundred: keyed by identity (each kept alive here,
+    so an id is never reused while the cache lives), one per batch.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[int, tuple[Classification, RawJson]] = {}
+
+    def __call__(self, result: Classification) -> RawJson:
+        known = self._known.get(id(result))
+        if known is None:
+            known = self._known[id(result)] = (result, json_text(reasons_json(result)))
+        return known[1]
+
+
+def label(row: dict[str, Any], result: Classification, reasons: Reasons) -> None:
     """Write a classification into an event row."""
     row["verdict"] = str(result.verdict)
     row["confidence"] = result.confidence
-    row["reasons"] = reasons_json(result)
+    row["reasons"] = reasons(result)
     row["classifierversion"] = result.version

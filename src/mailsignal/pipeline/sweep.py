@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 
 from ..classify import VERSION
+from ..model import STANDARD_FACTS, FactRegistry
 from ..settings import Settings
 from ..store import events
 from . import tally
@@ -31,6 +32,7 @@ def _run(
     progress: Callable[[int], None] | None,
     *,
     full: bool,
+    facts: FactRegistry,
 ) -> int:
     changed = 0
     for start in range(0, len(delivery_ids), CHUNK):
@@ -38,7 +40,7 @@ def _run(
         now = datetime.now(UTC)
         with engine.begin() as conn:
             deliveries = events.deliveries(conn, chunk, lock=True)
-            rewritten, revised = reclassify(conn, chunk, settings, now=now)
+            rewritten, revised = reclassify(conn, deliveries, settings, now=now, facts=facts)
             changed += rewritten
             if full:
                 tally.rebuild(conn, {d.email for d in deliveries.values()}, settings, now)
@@ -55,14 +57,21 @@ def deliveries_with_events(engine: Engine, *, stale_only: bool = False) -> list[
 
 
 def recompute_all(
-    engine: Engine, settings: Settings, progress: Callable[[int], None] | None = None
+    engine: Engine,
+    settings: Settings,
+    progress: Callable[[int], None] | None = None,
+    facts: FactRegistry = STANDARD_FACTS,
 ) -> int:
     """Classify every stored event again and rebuild what counts them; returns how many
-    stored events got a new verdict or new reasons."""
-    return _run(engine, settings, deliveries_with_events(engine), progress, full=True)
+    stored events got a new verdict or new reasons. `facts`: `Pipeline.facts` of the
+    enrichment that wrote the stored facts."""
+    ids = deliveries_with_events(engine)
+    return _run(engine, settings, ids, progress, full=True, facts=facts)
 
 
-def sweep(engine: Engine, settings: Settings, now: datetime) -> int:
+def sweep(
+    engine: Engine, settings: Settings, now: datetime, facts: FactRegistry = STANDARD_FACTS
+) -> int:
     """Re-run deliveries whose seven-day window just closed, and any classified by an
     older classifier version. Cheap enough to run every hour from the ingest worker."""
     with engine.connect() as conn:
@@ -70,4 +79,4 @@ def sweep(engine: Engine, settings: Settings, now: datetime) -> int:
             conn, now - timedelta(days=8), now - timedelta(days=7)
         )
     ids = sorted(set(aged) | set(deliveries_with_events(engine, stale_only=True)))
-    return _run(engine, settings, ids, None, full=False)
+    return _run(engine, settings, ids, None, full=False, facts=facts)

@@ -1,13 +1,14 @@
 """Keep email counters and party scores in step with events, by delta where one can.
 
 After a batch, what changed is a list of `Change`s: new events (no old verdict) and
-stored events whose verdict was revised (old and new). Each email and each party it
-touches is updated from its stored values plus those changes, in the same transaction,
-a fixed number of statements per batch whatever the number of emails and parties; the
-arithmetic is engagement.py's. A delta cannot take back a maximum (the last human open)
-or a flag whose count is not stored (an engaged email): where a change would, the email
-or party is rebuilt from all its events instead (`recount`, `store.scores.rescore`).
-`tests/pipeline/test_tally.py` holds the result equal to a full recompute.
+stored events whose verdict was revised (old and new). What they add to each email and
+each party is worked out here (engagement.py's arithmetic) and added in SQL, in the same
+transaction: one executemany per table, no email or party read first, and two workers
+adding to one row add up. A delta cannot take back a maximum (the last human open, the
+last engagement) or a flag whose count is not stored (an engaged email): where a change
+would, the email or party is rebuilt from all its events instead (`recount`,
+`store.rescore.rescore`). `tests/pipeline/test_tally.py` holds the result equal to a full
+recompute.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from ..engagement import EFFECTS, EMAIL_COUNTERS, EmailTally, PartyTally, weights_of
+from ..engagement import EFFECTS, EmailTally, PartyTally, Weights, weights_of
 from ..settings import Settings
-from ..store import emails, events, scores
+from ..store import emails, events, rescore, scores
 from ..store.events import Delivery
 from ..store.parties import Party
 
@@ -47,80 +48,51 @@ def _takes_back(kind: int, old: str, new: str | None, what: str) -> bool:
     return new is None or not getattr(EFFECTS[(kind, new)], what)
 
 
-def _email(stored: Mapping[str, object]) -> EmailTally:
-    return EmailTally(
-        [int(stored[name]) for name in EMAIL_COUNTERS],  # type: ignore[call-overload]
-        # Only whether any event makes the email engaged is stored: one stands for all,
-        # and taking an engaged event away rebuilds the email instead.
-        1 if stored["engagementverdict"] == "human" else 0,
-        stored["lastopenedtime"],  # type: ignore[arg-type]
-        stored["lasthumanopenedtime"],  # type: ignore[arg-type]
-    )
-
-
-def _apply_emails(
-    conn: Connection,
+def _email_deltas(
     by_email: dict[uuid.UUID, list[Change]],
-    settings: Settings,
-    now: datetime,
-) -> None:
-    stored = emails.counters(conn, by_email, lock=True)
-    values: dict[uuid.UUID, dict[str, object]] = {}
-    rebuild: list[uuid.UUID] = []
+) -> tuple[dict[uuid.UUID, EmailTally], set[uuid.UUID]]:
+    """What the changes add to each email; and the emails a delta cannot update: those
+    losing an engaged event (only whether any is engaged is stored) or a human open (the
+    last one may have been it)."""
+    deltas: dict[uuid.UUID, EmailTally] = {}
+    rebuild: set[uuid.UUID] = set()
     for activity_id, changes in by_email.items():
-        if activity_id not in stored:
-            continue  # erased meanwhile
-        tally = _email(stored[activity_id])
+        delta = EmailTally()
         for ch in changes:
             if ch.old is not None:
-                if _takes_back(ch.kind, ch.old, ch.new, "engaged") or (
-                    _takes_back(ch.kind, ch.old, ch.new, "last_human_open")
-                    and tally.last_human_open is not None
-                    and ch.at >= tally.last_human_open
+                if _takes_back(ch.kind, ch.old, ch.new, "engaged") or _takes_back(
+                    ch.kind, ch.old, ch.new, "last_human_open"
                 ):
-                    rebuild.append(activity_id)
+                    rebuild.add(activity_id)
                     break
-                tally.add(ch.kind, ch.old, None, -1)
+                delta.add(ch.kind, ch.old, None, -1)
             if ch.new is not None:
-                tally.add(ch.kind, ch.new, ch.at)
+                delta.add(ch.kind, ch.new, ch.at)
         else:
-            values[activity_id] = tally.columns(settings.noise_open_threshold)
-    if values:
-        emails.write_counters(conn, values, now)
-    recount(conn, rebuild, settings, now)
+            deltas[activity_id] = delta
+    return deltas, rebuild
 
 
-def _apply_parties(
-    conn: Connection,
-    by_party: dict[Party, list[Change]],
-    settings: Settings,
-    now: datetime,
-) -> None:
-    weights = weights_of(settings)
-    stored = scores.state(conn, by_party, now, weights)
-    tallies: dict[Party, PartyTally] = {}
+def _party_deltas(
+    by_party: dict[Party, list[Change]], weights: Weights, now: datetime
+) -> tuple[dict[Party, PartyTally], set[Party]]:
+    """What the changes add to each party (points as of `now`); and the parties a delta
+    cannot update: those losing an event that may have been their last engagement."""
+    deltas: dict[Party, PartyTally] = {}
     rebuild: set[Party] = set()
     for party, changes in by_party.items():
-        if party not in stored:
-            continue  # erased meanwhile
-        tally, _since = stored[party]
+        delta = PartyTally(now)
         for ch in changes:
             if ch.old is not None:
-                if (
-                    _takes_back(ch.kind, ch.old, ch.new, "party_last")
-                    and tally.last is not None
-                    and ch.at >= tally.last
-                ):
+                if _takes_back(ch.kind, ch.old, ch.new, "party_last"):
                     rebuild.add(party)
                     break
-                tally.add(weights, ch.kind, ch.old, ch.at, ch.scored_at, -1)
+                delta.add(weights, ch.kind, ch.old, ch.at, ch.scored_at, -1)
             if ch.new is not None:
-                tally.add(weights, ch.kind, ch.new, ch.at, ch.scored_at)
+                delta.add(weights, ch.kind, ch.new, ch.at, ch.scored_at)
         else:
-            tallies[party] = tally
-    if tallies:
-        scores.write(conn, tallies, now)
-    scores.rescore(conn, rebuild, weights, now)
+            deltas[party] = delta
+    return deltas, rebuild
 
 
 def apply(
@@ -142,9 +114,14 @@ def apply(
         for party in delivery.parties:
             by_party[party].append(ch)
     if by_email:
-        _apply_emails(conn, by_email, settings, now)
+        deltas, again = _email_deltas(by_email)
+        emails.add_counters(conn, deltas, settings.noise_open_threshold, now)
+        recount(conn, again, settings, now)
     if by_party:
-        _apply_parties(conn, by_party, settings, now)
+        weights = weights_of(settings)
+        tallies, again_parties = _party_deltas(by_party, weights, now)
+        scores.add(conn, tallies, weights, now)
+        rescore.rescore(conn, again_parties, weights, now)
 
 
 def recount(
@@ -172,4 +149,4 @@ def rebuild(
     their events: what `classify --recompute` ends with."""
     ids = list(email_ids)
     recount(conn, ids, settings, now)
-    scores.rescore(conn, emails.parties_of(conn, ids), weights_of(settings), now)
+    rescore.rescore(conn, emails.parties_of(conn, ids), weights_of(settings), now)

@@ -10,7 +10,7 @@ labelled: no insert, read back and update of every new row.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,17 +18,21 @@ from sqlalchemy import Connection
 
 from ..classify import RULES, Context, Event, classify_timeline, disabled_rules
 from ..engagement import effective_time
-from ..model import EventKind
+from ..model import STANDARD_FACTS, EventKind, FactRegistry
 from ..settings import Settings
 from ..store import events
-from .rows import label, reasons_json
+from ..store.events import Delivery
+from .rows import Reasons, label
 from .tally import Change
+
+# EventKind by stored value: an enum call per event costs more than the rest of building it.
+_KINDS = {int(k): k for k in EventKind}
 
 
 def _stored(row: Any) -> Event:
     return Event(
         row.hitid,
-        EventKind(row.interactiontype),
+        _KINDS[row.interactiontype],
         row.emailinteractiontime,
         row.ipaddress,
         row.interactionuseragent,
@@ -43,7 +47,7 @@ def _stored(row: Any) -> Event:
 def _new(row: dict[str, Any]) -> Event:
     return Event(
         row["hitid"],
-        EventKind(row["interactiontype"]),
+        _KINDS[row["interactiontype"]],
         row["emailinteractiontime"],
         row["ipaddress"],
         row["interactionuseragent"],
@@ -57,32 +61,35 @@ def _new(row: dict[str, Any]) -> Event:
 
 def reclassify(
     conn: Connection,
-    delivery_ids: Iterable[int],
+    deliveries: Mapping[int, Delivery],
     settings: Settings,
     new_rows: list[dict[str, Any]] | None = None,
     now: datetime | None = None,
+    facts: FactRegistry = STANDARD_FACTS,
 ) -> tuple[int, list[Change]]:
     """Classify every event of these deliveries again and store what changed: returns
     how many stored events got new reasons, and those whose verdict changed.
 
     `new_rows` (event rows not yet inserted) join their timelines and get their verdict
     written into them; rows whose hit is stored already are dropped from the list (the
-    caller inserts what is left).
+    caller inserts what is left). `deliveries` must hold every new row's delivery; the
+    timelines classified are those of `deliveries`. `facts` are the enrichers' declared
+    facts (`Pipeline.facts`), which the rules read by name.
     """
-    ids = sorted(set(delivery_ids))
+    ids = sorted(deliveries)
     if not ids:
         return 0, []
     disabled = disabled_rules(settings.disabled_rules)
     now = now or datetime.now(UTC)
     contexts = {
-        delivery: Context(
-            sent_at=sent_at,
-            link_count=links,
+        delivery_id: Context(
+            sent_at=d.sent_at,
+            link_count=d.link_count,
             delivery_window_seconds=settings.delivery_window_seconds,
             disabled=disabled,
             now=now,
         )
-        for delivery, (sent_at, links) in events.timeline_contexts(conn, ids).items()
+        for delivery_id, d in deliveries.items()
     }
     # Per delivery: (time, hit id, Event, stored row or None, new row or None).
     timelines: dict[int, list[tuple[Any, str, Event, Any, dict[str, Any] | None]]] = defaultdict(
@@ -110,13 +117,14 @@ def reclassify(
             timelines[delivery_id].sort(key=lambda t: (t[0], t[1]))
     changes: list[dict[str, Any]] = []
     revised: list[Change] = []
+    reasons_of = Reasons()
     for delivery_id, entries in timelines.items():
-        results = classify_timeline([t[2] for t in entries], contexts[delivery_id], RULES)
+        results = classify_timeline([t[2] for t in entries], contexts[delivery_id], RULES, facts)
         for (at, hit_id, _e, row, pending), result in zip(entries, results, strict=True):
             if pending is not None:
-                label(pending, result)
+                label(pending, result, reasons_of)
                 continue
-            verdict, reasons = str(result.verdict), reasons_json(result)
+            verdict, reasons = str(result.verdict), reasons_of(result)
             if (row.verdict, row.confidence, row.classifierversion, row.reasons) == (
                 verdict,
                 result.confidence,

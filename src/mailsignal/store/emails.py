@@ -3,7 +3,8 @@
 An `email` row is one message (Dataverse's email activity, with the raw and labelled
 counters); an `emaildelivery` row is one recipient's copy (its id is in every tracking
 token). Recording a new email with its links, attachments and deliveries is
-`register` (outgoing's one write); the rest are the reads the edges and services need.
+store/sent.py's; here are the reads the edges and services need, and the counters the
+pipeline adds to or rebuilds.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, text, update
 
-from ..engagement import EMAIL_COUNTERS
+from ..engagement import EMAIL_COUNTERS, EmailTally
 from ..errors import NotFoundError
-from .bulk import executemany
-from .schema import contact, email, emaildelivery, trackedlink
+from .bulk import executemany, in_ids
+from .schema import UtcDateTime, contact, email, emaildelivery, trackedlink
 
 Row = dict[str, Any]
 
@@ -81,19 +82,6 @@ def link_ids(conn: Connection, activity_id: uuid.UUID) -> dict[int, int]:
     return {int(position): int(link) for position, link in rows}
 
 
-_TRACKING_IDS = select(email.c.activityid, email.c.emailtrackingid).where(
-    email.c.activityid.in_(bindparam("ids", expanding=True))
-)
-
-
-def tracking_ids(conn: Connection, activity_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
-    """{activity id: emailtrackingid}, the id the relay writes into X-MailSignal-Id."""
-    ids = list(activity_ids)
-    if not ids:
-        return {}
-    return {activity: tracking for activity, tracking in conn.execute(_TRACKING_IDS, {"ids": ids})}
-
-
 def mark_failed(conn: Connection, delivery_ids: Iterable[int]) -> None:
     """Deliveries the smarthost refused for good, or a bounce named (idempotent)."""
     ids = sorted(set(delivery_ids))
@@ -117,6 +105,113 @@ _WRITE_COUNTERS = (
 )
 
 
+def _later(column: Any, value: Any) -> Any:
+    """`column`, or `value` when that is later (or the column is empty)."""
+    return case(
+        (and_(value.is_not(None), or_(column.is_(None), column < value)), value),
+        else_=column,
+    )
+
+
+_ADD_COUNTERS = (
+    update(email)
+    .where(email.c.activityid == bindparam("b_id"))
+    .values(
+        {name: email.c[name] + bindparam(f"b_{name}") for name in EMAIL_COUNTERS}
+        | {
+            "lastopenedtime": _later(
+                email.c.lastopenedtime, bindparam("b_lastopenedtime", type_=UtcDateTime)
+            ),
+            "lasthumanopenedtime": _later(
+                email.c.lasthumanopenedtime, bindparam("b_lasthumanopenedtime", type_=UtcDateTime)
+            ),
+            # Nothing here takes an engaged event away (tally.py rebuilds such emails).
+            "engagementverdict": case(
+                (or_(bindparam("b_engaged") > 0, email.c.engagementverdict == "human"), "human"),
+                (
+                    or_(bindparam("b_counted") > 0, email.c.engagementverdict == "machine"),
+                    "machine",
+                ),
+                else_=email.c.engagementverdict,
+            ),
+            "noiseflag": email.c.opencount + bindparam("b_opencount") > bindparam("b_threshold"),
+            "modifiedon": bindparam("b_now", type_=UtcDateTime),
+        }
+    )
+)
+
+
+# PostgreSQL: one UPDATE joined to the deltas as arrays (unnest), not one UPDATE per email:
+# the per-statement cost was most of a batch's tally there. Same arithmetic as above; the
+# text is put together from this module's own column names, every value is bound.
+_LATER = (
+    "CASE WHEN v.{v} IS NOT NULL AND (e.{c} IS NULL OR e.{c} < v.{v}) THEN v.{v} ELSE e.{c} END"
+)
+_PG_ADD_COUNTERS = text(
+    "UPDATE email AS e SET "  # noqa: S608
+    + ", ".join(f"{c} = e.{c} + v.{c}" for c in EMAIL_COUNTERS)
+    + ", lastopenedtime = "
+    + _LATER.format(v="lo", c="lastopenedtime")
+    + ", lasthumanopenedtime = "
+    + _LATER.format(v="lho", c="lasthumanopenedtime")
+    + ", engagementverdict = CASE WHEN v.engaged > 0 OR e.engagementverdict = 'human' "
+    "THEN 'human' WHEN v.counted > 0 OR e.engagementverdict = 'machine' THEN 'machine' "
+    "ELSE e.engagementverdict END"
+    ", noiseflag = e.opencount + v.opencount > :threshold"
+    ", modifiedon = CAST(:now AS timestamptz)"
+    " FROM unnest(CAST(:ids AS uuid[]), "
+    + ", ".join(f"CAST(:{c} AS integer[])" for c in EMAIL_COUNTERS)
+    + ", CAST(:lo AS timestamptz[]), CAST(:lho AS timestamptz[]), "
+    "CAST(:engaged AS integer[]), CAST(:counted AS integer[])) AS v(id, "
+    + ", ".join(EMAIL_COUNTERS)
+    + ", lo, lho, engaged, counted) WHERE e.activityid = v.id"
+)
+
+
+def add_counters(
+    conn: Connection, deltas: dict[uuid.UUID, EmailTally], noise_threshold: int, now: datetime
+) -> None:
+    """Add to emails' counters what these tallies of new and revised events add (counts
+    may be negative; last-open times only move later), in SQL, so no email is read first
+    and concurrent writers add up. A tally must not take an engaged event away."""
+    ids = sorted(deltas, key=lambda i: i.bytes)  # one lock order for every writer
+    if not ids:
+        return
+    if conn.dialect.name == "postgresql":
+        tallies = [deltas[i] for i in ids]
+        params: dict[str, Any] = {
+            name: [t.counts[n] for t in tallies] for n, name in enumerate(EMAIL_COUNTERS)
+        }
+        params.update(
+            ids=ids,
+            lo=[t.last_open for t in tallies],
+            lho=[t.last_human_open for t in tallies],
+            engaged=[t.engaged for t in tallies],
+            counted=[sum(t.counts[:4]) for t in tallies],
+            threshold=noise_threshold,
+            now=now,
+        )
+        conn.execute(_PG_ADD_COUNTERS, params)
+        return
+    rows = []
+    for activity_id in ids:
+        delta = deltas[activity_id]
+        row: dict[str, Any] = {
+            f"b_{k}": n for k, n in zip(EMAIL_COUNTERS, delta.counts, strict=True)
+        }
+        row.update(
+            b_id=activity_id,
+            b_lastopenedtime=delta.last_open,
+            b_lasthumanopenedtime=delta.last_human_open,
+            b_engaged=delta.engaged,
+            b_counted=sum(delta.counts[:4]),
+            b_threshold=noise_threshold,
+            b_now=now,
+        )
+        rows.append(row)
+    executemany(conn, _ADD_COUNTERS, rows)
+
+
 def write_counters(
     conn: Connection, values: dict[uuid.UUID, dict[str, Any]], now: datetime
 ) -> None:
@@ -128,56 +223,31 @@ def write_counters(
     executemany(conn, _WRITE_COUNTERS, rows)
 
 
-_IN_CHUNK = 500
-
-
-def counters(
-    conn: Connection, activity_ids: Iterable[uuid.UUID], *, lock: bool = False
-) -> dict[uuid.UUID, dict[str, Any]]:
-    """The stored counters, verdict and last-open times of these emails. `lock` takes the
-    rows for the transaction (PostgreSQL `FOR UPDATE`, in id order) so that concurrent
-    writers add their counts one after the other."""
-    wanted = sorted(set(activity_ids), key=lambda i: i.bytes)
-    columns = [email.c[name] for name in _COUNTED]
-    found: dict[uuid.UUID, dict[str, Any]] = {}
-    for i in range(0, len(wanted), _IN_CHUNK):
-        stmt = (
-            select(email.c.activityid, *columns)
-            .where(email.c.activityid.in_(wanted[i : i + _IN_CHUNK]))
-            .order_by(email.c.activityid)
-        )
-        if lock:
-            stmt = stmt.with_for_update()
-        for row in conn.execute(stmt).mappings():
-            values = dict(row)
-            found[values.pop("activityid")] = values
-    return found
-
-
 def parties_of(conn: Connection, activity_ids: Iterable[uuid.UUID]) -> set[tuple[str, uuid.UUID]]:
     """The contacts, leads and accounts these emails went to, and those contacts' accounts."""
-    ids = sorted(set(activity_ids), key=lambda i: i.bytes)
-    d, c = emaildelivery, contact
+    ids = list(set(activity_ids))
     found: set[tuple[str, uuid.UUID]] = set()
-    for i in range(0, len(ids), _IN_CHUNK):
-        rows = conn.execute(
-            select(d.c.recipientobjecttypecode, d.c.recipientobjectid, c.c.parentcustomerid)
-            .select_from(
-                d.outerjoin(
-                    c,
-                    and_(
-                        d.c.recipientobjecttypecode == "contact",
-                        c.c.contactid == d.c.recipientobjectid,
-                    ),
-                )
+    if not ids:
+        return found
+    d, c = emaildelivery, contact
+    rows = conn.execute(
+        select(d.c.recipientobjecttypecode, d.c.recipientobjectid, c.c.parentcustomerid)
+        .select_from(
+            d.outerjoin(
+                c,
+                and_(
+                    d.c.recipientobjecttypecode == "contact",
+                    c.c.contactid == d.c.recipientobjectid,
+                ),
             )
-            .where(d.c.emailactivityid.in_(ids[i : i + _IN_CHUNK]))
-            .where(d.c.recipientobjectid.is_not(None))
         )
-        for kind, party, parent in rows:
-            found.add((kind, party))
-            if parent is not None:
-                found.add(("account", parent))
+        .where(in_ids(conn, d.c.emailactivityid, ids))
+        .where(d.c.recipientobjectid.is_not(None))
+    )
+    for kind, party, parent in rows:
+        found.add((kind, party))
+        if parent is not None:
+            found.add(("account", parent))
     return found
 
 
@@ -191,36 +261,30 @@ def by_message_ids(conn: Connection, message_ids: Iterable[str]) -> list[Any]:
     names: set[str] = set()
     for ref in message_ids:
         names |= {ref, f"<{ref}>", ref.lower(), f"<{ref.lower()}>"}
-    wanted = sorted(names)
-    found: list[Any] = []
-    for i in range(0, len(wanted), _IN_CHUNK):
-        found += conn.execute(
-            select(*_SENT).where(email.c.messageid.in_(wanted[i : i + _IN_CHUNK]))
-        ).all()
-    return found
+    if not names:
+        return []
+    return list(conn.execute(select(*_SENT).where(in_ids(conn, email.c.messageid, sorted(names)))))
 
 
 def by_tracking_ids(conn: Connection, tracking_ids: Iterable[uuid.UUID]) -> list[Any]:
     """Sent emails whose `emailtrackingid` (X-MailSignal-Id) is one of these."""
-    wanted = sorted(set(tracking_ids), key=lambda i: i.bytes)
-    found: list[Any] = []
-    for i in range(0, len(wanted), _IN_CHUNK):
-        found += conn.execute(
-            select(*_SENT).where(email.c.emailtrackingid.in_(wanted[i : i + _IN_CHUNK]))
-        ).all()
-    return found
+    wanted = list(set(tracking_ids))
+    if not wanted:
+        return []
+    return list(conn.execute(select(*_SENT).where(in_ids(conn, email.c.emailtrackingid, wanted))))
 
 
 def recipients(conn: Connection, activity_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
     """{email: its deliveries (deliveryid, emailactivityid, emailaddress) by delivery id}."""
-    wanted = sorted(set(activity_ids), key=lambda i: i.bytes)
-    d = emaildelivery
+    wanted = list(set(activity_ids))
     found: dict[uuid.UUID, list[Any]] = {}
-    for i in range(0, len(wanted), _IN_CHUNK):
-        for row in conn.execute(
-            select(d.c.deliveryid, d.c.emailactivityid, d.c.emailaddress)
-            .where(d.c.emailactivityid.in_(wanted[i : i + _IN_CHUNK]))
-            .order_by(d.c.deliveryid)
-        ):
-            found.setdefault(row.emailactivityid, []).append(row)
+    if not wanted:
+        return found
+    d = emaildelivery
+    for row in conn.execute(
+        select(d.c.deliveryid, d.c.emailactivityid, d.c.emailaddress)
+        .where(in_ids(conn, d.c.emailactivityid, wanted))
+        .order_by(d.c.deliveryid)
+    ):
+        found.setdefault(row.emailactivityid, []).append(row)
     return found

@@ -65,6 +65,28 @@ class UtcDateTime(TypeDecorator[datetime]):
         # SQLite keeps the text as given; store it naive so string order is time order.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            # What process_bind_param and SQLite's DATETIME would make of it, in one step:
+            # ingest binds several of these for every event. The text must be exactly
+            # SQLAlchemy's storage format (microseconds always written), as stored times
+            # are compared and sorted as text.
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            if value.tzinfo is not UTC:
+                value = value.astimezone(UTC)
+            return (
+                f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:"
+                f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+            )
+
+        return process
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None

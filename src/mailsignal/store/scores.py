@@ -1,142 +1,128 @@
-"""Lead scores and roll-ups on contacts, leads and accounts: reading and writing them.
+"""Lead scores and roll-ups moved by what new and revised events add (incremental).
 
-The arithmetic is engagement.py's and the pipeline decides when; this module holds the
-queries. Four ways in:
-
-- `state` and `write`: some parties' stored score and roll-ups, locked, and writing them
-  back: what an incremental update (pipeline/tally.py) needs, a fixed number of
-  statements whatever the number of parties;
-- `rescore`: some parties rebuilt from all their events, set-wise (their deliveries, an
-  account's through its contacts too, then those deliveries' events that can count);
-- `recompute_all`: every party in one streamed pass over the events (`score --recompute`);
-- `explain`: one party's score as of now and its top contributing events.
-
-Events that cannot add points or counts (machine or unknown, unless a reply that is not
-machine) are filtered out in SQL: engagement.py gives them 0.0 points and no counts.
+The arithmetic is engagement.py's and the pipeline decides when (pipeline/tally.py);
+this module holds the SQL. `add` adds to some parties' scores and roll-ups in SQL (the
+stored score aged to now plus the new points, counters plus or minus, the last engagement
+moved later), one statement per table whatever the number of parties, with no party read
+first, so concurrent writers add up. `add_followed` counts tracked emails received, as
+outgoing mail is recorded. Rebuilding a score from all its events is store/rescore.py's.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Engine,
-    Select,
-    and_,
-    bindparam,
-    or_,
-    select,
-    union_all,
-    update,
-)
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, text, update
 
-from ..engagement import (
-    PARTY_COUNTERS,
-    PartyTally,
-    Scored,
-    Weights,
-    advance,
-    effective_time,
-    score,
-)
-from ..model import EventKind, Verdict
+from ..engagement import PARTY_COUNTERS, SECONDS_PER_DAY, PartyTally, Weights
 from .bulk import executemany
 from .parties import TABLES, Party
-from .schema import contact, emaildelivery, interactionforemail
-
-_CHUNK = 5000  # ids per IN list: far below SQLite's and PostgreSQL's bind limits
-_ROLLUPS = (*PARTY_COUNTERS, "emailsfollowedcount", "lasthumanengagementon")
+from .schema import UtcDateTime
 
 
-def _chunks(ids: list[Any]) -> Iterable[list[Any]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield ids[start : start + _CHUNK]
+def _aged(table: Any) -> Any:
+    """The stored score aged to the bound `b_now` (engagement.advance), in SQLite's SQL:
+    `ms_half_power` is registered on every connection by store/db.py."""
+    since = table.c.engagementscoreupdatedon
+    when = bindparam("b_now", type_=UtcDateTime)
+    age = (func.julianday(when) - func.julianday(since)) * SECONDS_PER_DAY
+    factor = func.ms_half_power(age, bindparam("b_half_life"))
+    return case((since.is_(None), 0.0), else_=table.c.engagementscore * factor)
 
 
-def _counting() -> ColumnElement[bool]:
-    """Events that can add points or counts: human or forward, or a reply not labelled
-    machine."""
-    ev = interactionforemail
-    return or_(
-        ev.c.verdict.in_((Verdict.HUMAN.value, Verdict.FORWARD.value)),
-        and_(ev.c.interactiontype == int(EventKind.REPLY), ev.c.verdict != Verdict.MACHINE.value),
+def _later(column: Any, value: Any) -> Any:
+    return case(
+        (and_(value.is_not(None), or_(column.is_(None), column < value)), value), else_=column
     )
 
 
-# --- incremental: read the stored state, write the new one --------------------------------
-
-
-def state(
-    conn: Connection, parties: Iterable[Party], asof: datetime, weights: Weights
-) -> dict[Party, tuple[PartyTally, datetime | None]]:
-    """These parties' stored score and roll-ups as tallies valid at `asof` (the score
-    aged from when it was stored), with the stored score time; rows locked for the
-    transaction (PostgreSQL `FOR UPDATE`), in id order."""
-    by_kind: dict[str, list[uuid.UUID]] = defaultdict(list)
-    for kind, party in parties:
-        by_kind[kind].append(party)
-    found: dict[Party, tuple[PartyTally, datetime | None]] = {}
-    for kind, ids in by_kind.items():
-        table, key = TABLES[kind]
-        columns = [table.c[name] for name in _ROLLUPS]
-        for chunk in _chunks(sorted(set(ids), key=lambda i: i.bytes)):
-            stmt = (
-                select(table.c[key], table.c.engagementscore, table.c.engagementscoreupdatedon)
-                .add_columns(*columns)
-                .where(table.c[key].in_(chunk))
-                .order_by(table.c[key])
-                .with_for_update()
+def add(
+    conn: Connection,
+    deltas: dict[Party, PartyTally],
+    weights: Weights,
+    now: datetime,
+) -> None:
+    """Add to parties' scores and roll-ups what these tallies of new and revised events
+    add (each tally's score is its events' points at `now`; counts may be negative; the
+    last engagement only moves later). A tally must not take back the last engagement."""
+    if conn.dialect.name == "postgresql":
+        _pg_add(conn, deltas, weights, now)
+        return
+    for kind, (table, key) in TABLES.items():
+        rows = [
+            {
+                "b_key": party,
+                "b_score": tally.score,
+                "b_last": tally.last,
+                "b_now": now,
+                "b_half_life": weights.half_life_days * SECONDS_PER_DAY,
+                **{f"b_{name}": n for name, n in zip(PARTY_COUNTERS, tally.counts, strict=True)},
+            }
+            for (k, party), tally in deltas.items()
+            if k == kind
+        ]
+        if not rows:
+            continue
+        stmt = (
+            update(table)
+            .where(table.c[key] == bindparam("b_key"))
+            .values(
+                engagementscore=_aged(table) + bindparam("b_score"),
+                engagementscoreupdatedon=bindparam("b_now", type_=UtcDateTime),
+                lasthumanengagementon=_later(
+                    table.c.lasthumanengagementon, bindparam("b_last", type_=UtcDateTime)
+                ),
+                **{name: table.c[name] + bindparam(f"b_{name}") for name in PARTY_COUNTERS},
             )
-            for row in conn.execute(stmt):
-                party_id, stored, since, *rest = row
-                counts, followed, last = rest[: len(PARTY_COUNTERS)], rest[-2], rest[-1]
-                tally = PartyTally(
-                    asof,
-                    advance(weights, float(stored or 0.0), since, asof),
-                    [int(c) for c in counts],
-                    last,
-                    int(followed),
-                )
-                found[(kind, party_id)] = (tally, since)
-    return found
-
-
-def _update(kind: str, now: datetime) -> Any:
-    table, key = TABLES[kind]
-    return (
-        update(table)
-        .where(table.c[key] == bindparam("b_key"))
-        .values(
-            engagementscore=bindparam("b_score"),
-            engagementscoreupdatedon=now,
-            **{name: bindparam(f"b_{name}") for name in _ROLLUPS},
         )
+        executemany(conn, stmt, rows)
+
+
+def _pg_add(
+    conn: Connection, deltas: dict[Party, PartyTally], weights: Weights, now: datetime
+) -> None:
+    """`add` on PostgreSQL: one UPDATE per table joined to the deltas as arrays (unnest),
+    not one UPDATE per party (the per-statement cost was most of a batch's tally). The
+    text is put together from the tables' own names; every value is bound."""
+    age = (
+        "CAST(EXTRACT(EPOCH FROM (CAST(:now AS timestamptz) - t.engagementscoreupdatedon)) "
+        "AS double precision)"
     )
-
-
-def _row(party_id: uuid.UUID, tally: PartyTally) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "b_key": party_id,
-        "b_score": tally.score,
-        "b_emailsfollowedcount": tally.followed,
-        "b_lasthumanengagementon": tally.last,
-    }
-    row.update({f"b_{name}": n for name, n in zip(PARTY_COUNTERS, tally.counts, strict=True)})
-    return row
-
-
-def write(conn: Connection, tallies: dict[Party, PartyTally], now: datetime) -> None:
-    """Store these parties' scores (valid at `now`) and roll-ups, one executemany per table."""
-    for kind in TABLES:
-        rows = [_row(party, t) for (k, party), t in tallies.items() if k == kind]
-        if rows:
-            executemany(conn, _update(kind, now), rows)
+    aged = (
+        "CASE WHEN t.engagementscoreupdatedon IS NULL THEN 0.0 "
+        f"ELSE t.engagementscore * CASE WHEN {age} <= 0 THEN 1.0 "
+        f"ELSE power(CAST(0.5 AS double precision), {age} / :half_life) END END"
+    )
+    for kind, (table, key) in TABLES.items():
+        mine = sorted(
+            ((p, t) for (k, p), t in deltas.items() if k == kind), key=lambda i: i[0].bytes
+        )
+        if not mine:
+            continue
+        counts = ", ".join(f"{c} = t.{c} + v.{c}" for c in PARTY_COUNTERS)
+        arrays = ", ".join(f"CAST(:{c} AS integer[])" for c in PARTY_COUNTERS)
+        stmt = text(
+            f"UPDATE {table.name} AS t SET engagementscore = {aged} + v.score, "  # noqa: S608
+            f"engagementscoreupdatedon = CAST(:now AS timestamptz), {counts}, "
+            "lasthumanengagementon = CASE WHEN v.last IS NOT NULL AND "
+            "(t.lasthumanengagementon IS NULL OR t.lasthumanengagementon < v.last) "
+            "THEN v.last ELSE t.lasthumanengagementon END "
+            f"FROM unnest(CAST(:keys AS uuid[]), CAST(:score AS double precision[]), {arrays}, "
+            f"CAST(:last AS timestamptz[])) AS v(key, score, {', '.join(PARTY_COUNTERS)}, last) "
+            f"WHERE t.{key} = v.key"
+        )
+        params: dict[str, Any] = {
+            c: [t.counts[n] for _p, t in mine] for n, c in enumerate(PARTY_COUNTERS)
+        }
+        params.update(
+            keys=[p for p, _t in mine],
+            score=[t.score for _p, t in mine],
+            last=[t.last for _p, t in mine],
+            now=now,
+            half_life=weights.half_life_days * SECONDS_PER_DAY,
+        )
+        conn.execute(stmt, params)
 
 
 def add_followed(conn: Connection, counts: dict[Party, int]) -> None:
@@ -153,184 +139,3 @@ def add_followed(conn: Connection, counts: dict[Party, int]) -> None:
 
 
 # --- from the events ---------------------------------------------------------------------
-
-
-def _members(conn: Connection, found: set[Party]) -> tuple[dict[int, list[Party]], set[int]]:
-    """Each delivery of these parties (an account's own and its contacts'), with the
-    parties it counts for; and which of them were tracked."""
-    d = emaildelivery
-    members: dict[int, list[Party]] = defaultdict(list)
-    tracked: set[int] = set()
-    by_kind: dict[str, list[uuid.UUID]] = defaultdict(list)
-    for kind, party in found:
-        by_kind[kind].append(party)
-    for kind, ids in by_kind.items():
-        for chunk in _chunks(sorted(ids, key=lambda i: i.bytes)):
-            for delivery, party, is_tracked in conn.execute(
-                select(d.c.deliveryid, d.c.recipientobjectid, d.c.tracked).where(
-                    d.c.recipientobjectid.in_(chunk), d.c.recipientobjecttypecode == kind
-                )
-            ):
-                members[delivery].append((kind, party))
-                if is_tracked:
-                    tracked.add(delivery)
-    for chunk in _chunks(sorted(by_kind.get("account", []), key=lambda i: i.bytes)):
-        for delivery, parent, is_tracked in conn.execute(
-            select(d.c.deliveryid, contact.c.parentcustomerid, d.c.tracked)
-            .select_from(
-                d.join(
-                    contact,
-                    (d.c.recipientobjecttypecode == "contact")
-                    & (d.c.recipientobjectid == contact.c.contactid),
-                )
-            )
-            .where(contact.c.parentcustomerid.in_(chunk))
-        ):
-            members[delivery].append(("account", parent))
-            if is_tracked:
-                tracked.add(delivery)
-    return members, tracked
-
-
-_EVENT_COLUMNS = (
-    interactionforemail.c.deliveryid,
-    interactionforemail.c.interactiontype,
-    interactionforemail.c.verdict,
-    interactionforemail.c.emailinteractiontime,
-    interactionforemail.c.createdon,
-)
-
-
-def _add(tallies: list[PartyTally], weights: Weights, rows: Iterable[Any]) -> None:
-    for _delivery, kind, verdict, at, recorded in rows:
-        scored_at = effective_time(at, recorded)
-        for tally in tallies:
-            tally.add(weights, kind, verdict, at, scored_at)
-
-
-def rescore(conn: Connection, found: set[Party], weights: Weights, now: datetime) -> int:
-    """Rebuild these parties' scores and roll-ups from all their events; returns how many."""
-    if not found:
-        return 0
-    members, tracked = _members(conn, found)
-    tallies = {party: PartyTally(now) for party in found}
-    for delivery, parties in members.items():
-        if delivery in tracked:
-            for party in parties:
-                tallies[party].followed += 1
-    for chunk in _chunks(sorted(members)):
-        rows = conn.execute(
-            select(*_EVENT_COLUMNS)
-            .where(interactionforemail.c.deliveryid.in_(chunk))
-            .where(_counting())
-        )
-        for row in rows:
-            _add([tallies[p] for p in members[row[0]]], weights, (row,))
-    write(conn, tallies, now)
-    return len(found)
-
-
-def recompute_all(
-    engine: Engine,
-    weights: Weights,
-    now: datetime,
-    progress: Callable[[int], None] | None = None,
-    *,
-    batch: int = 10_000,
-) -> int:
-    """Every party's score and roll-ups from its events, in one transaction and one
-    streamed pass over the events; parties without deliveries are written as zero.
-
-    Memory is a tally per party and a few words per delivery, not per event. `progress`
-    is called with the number of parties written, batch by batch. Returns that number.
-    """
-    d, c = emaildelivery, contact
-    with engine.begin() as conn:
-        tallies: dict[Party, PartyTally] = {}
-        members: dict[int, list[PartyTally]] = {}
-        rows = conn.execute(
-            select(
-                d.c.deliveryid,
-                d.c.recipientobjecttypecode,
-                d.c.recipientobjectid,
-                d.c.tracked,
-                c.c.parentcustomerid,
-            )
-            .select_from(
-                d.outerjoin(
-                    c,
-                    and_(
-                        d.c.recipientobjecttypecode == "contact",
-                        c.c.contactid == d.c.recipientobjectid,
-                    ),
-                )
-            )
-            .where(
-                d.c.recipientobjectid.is_not(None), d.c.recipientobjecttypecode.in_(list(TABLES))
-            )
-        )
-        for delivery, kind, party, is_tracked, parent in rows:
-            owners = [(kind, party)] + ([("account", parent)] if parent is not None else [])
-            slots = [tallies.setdefault(o, PartyTally(now)) for o in owners]
-            members[delivery] = slots
-            if is_tracked:
-                for tally in slots:
-                    tally.followed += 1
-        result = conn.execute(
-            select(*_EVENT_COLUMNS).where(_counting()).execution_options(yield_per=batch)
-        )
-        for part in result.partitions():
-            for row in part:
-                counted = members.get(row[0])
-                if counted:
-                    _add(counted, weights, (row,))
-        done = 0
-        for kind, (table, key) in TABLES.items():
-            ids = conn.execute(select(table.c[key])).scalars().all()
-            for chunk in _chunks(list(ids)):
-                out = {(kind, p): tallies.get((kind, p)) or PartyTally(now) for p in chunk}
-                write(conn, out, now)
-                done += len(chunk)
-                if progress:
-                    progress(len(chunk))
-        return done
-
-
-def explain(
-    conn: Connection, party: Party, weights: Weights, now: datetime
-) -> tuple[float, list[Scored]]:
-    """The party's score as of `now` and its top contributing events (read-only)."""
-    d, ev = emaildelivery, interactionforemail
-    kind, party_id = party
-
-    def events_of(who: ColumnElement[bool]) -> Select[Any]:
-        return (
-            select(
-                ev.c.hitid,
-                ev.c.interactiontype,
-                ev.c.verdict,
-                ev.c.emailinteractiontime,
-                ev.c.createdon,
-            )
-            .select_from(d.join(ev, ev.c.deliveryid == d.c.deliveryid))
-            .where(who)
-            .where(_counting())
-        )
-
-    own = events_of((d.c.recipientobjecttypecode == kind) & (d.c.recipientobjectid == party_id))
-    stmt: Any = own
-    if kind == "account":
-        # UNION ALL of two index lookups, not one OR: on PostgreSQL the OR ... IN (subquery)
-        # form was planned as a hash join over every event (2.5-3.3 s at 10M events).
-        members = select(contact.c.contactid).where(contact.c.parentcustomerid == party_id)
-        stmt = union_all(
-            own,
-            events_of(
-                (d.c.recipientobjecttypecode == "contact") & d.c.recipientobjectid.in_(members)
-            ),
-        )
-    events = [
-        (key, EventKind(k), Verdict(v), effective_time(at, recorded))
-        for key, k, v, at, recorded in conn.execute(stmt)
-    ]
-    return score(weights, events, now)
