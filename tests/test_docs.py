@@ -3,6 +3,7 @@ habit): adding one without its documentation fails here."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -74,3 +75,37 @@ def test_generated_pages_are_current() -> None:
     assert (DOCS / "settings.md").read_text() == gen_docs.settings_md(), "run make docs"
     assert (DOCS / "cli.md").read_text() == gen_docs.cli_md(), "run make docs"
     assert (DOCS / "rules.md").read_text() == gen_docs.rules_md(), "run make docs"
+
+
+def _doc_pages() -> list[Path]:
+    return [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def test_no_dead_links_between_pages() -> None:
+    """Every relative link in README, CHANGELOG and docs/ names a file that exists, and
+    every `docs/NAME.md` mentioned in text or in a setting's description too."""
+    dead = []
+    for page in _doc_pages():
+        text = page.read_text("utf-8")
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (page.parent / target).exists():
+                dead.append(f"{page.name}: {target}")
+        for name in re.findall(r"\bdocs/([\w.-]+\.md)\b", text):
+            if not (ROOT / "docs" / name).exists():
+                dead.append(f"{page.name}: docs/{name}")
+    assert dead == []
+
+
+def test_readme_layout_names_every_package() -> None:
+    """The README's Layout section names every top-level module and package of the code."""
+    layout = (ROOT / "README.md").read_text("utf-8").split("## Layout", 1)[1]
+    pkg = ROOT / "src" / "mailsignal"
+    names = sorted(
+        p.stem if p.is_file() else p.name
+        for p in pkg.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    )
+    missing = [n for n in names if not re.search(rf"\b{re.escape(n)}\b", layout)]
+    assert missing == []

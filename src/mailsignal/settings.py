@@ -99,8 +99,9 @@ class Settings(BaseSettings):
     )
     honeypot: bool = Field(
         default=False,
-        description="Add one invisible honeypot link to tracked HTML (see docs/privacy.md "
-        "on the US 12,489,787 patent before enabling).",
+        description="Add one invisible honeypot link to tracked HTML. Off by default: US "
+        "patent 12,489,787 ('Email Bot Click Detection', granted 2025-12-02) claims honeypot "
+        "links in email; check whether it binds you before enabling.",
     )
     max_body_bytes: int = Field(
         default=25 * 1024 * 1024,
