@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from evalset import SEED
-from ingestdb import anchor_rows, build, drop_pg, fresh_pg, pg_anchor, setup_db, sqlite_anchor
+from hits import build
+from ingestdb import anchor_rows, drop_pg, fresh_pg, pg_anchor, setup_db, sqlite_anchor
 
 from mailsignal.enrich import Pipeline
 from mailsignal.enrich.useragent import resolver_name

@@ -41,45 +41,15 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from evalset import SEED, EvalSet, Generator
+from evalset import SEED
+from hits import build
 
 from mailsignal.classify import RULES, Context, Event, classify_timeline
 from mailsignal.enrich import Pipeline
 from mailsignal.enrich.useragent import resolver_name
 from mailsignal.model import EventKind, RawHit, TokenKind
-
-KIND = {EventKind.OPEN: TokenKind.OPEN, EventKind.CLICK: TokenKind.CLICK}
-
-
-def build(n_hits: int, seed: int) -> tuple[EvalSet, list[RawHit], dict[int, Any]]:
-    """Emails until n_hits hits, in time order with delivery and link ids assigned.
-
-    Kept identical to bench/classify.py's `build` (copied, not imported, so this bench
-    does not load the database layer)."""
-    gen = Generator(seed)
-    es = EvalSet(seed, gen.start, gen.now, [])
-    hits: list[tuple[datetime, int, int | None, Any]] = []
-    deliveries: dict[int, Any] = {}  # delivery id -> (email, links base id)
-    delivery_id = link_base = 0
-    while len(hits) < n_hits:
-        e = gen.email(len(es.emails))
-        es.emails.append(e)
-        for rcpt in e.recipients:
-            delivery_id += 1
-            deliveries[delivery_id] = (e, link_base)
-            for h in rcpt.hits:
-                link = None if h.link is None else link_base + h.link + 1
-                hits.append((h.at, delivery_id, link, h))
-        link_base += e.links
-    hits.sort(key=lambda t: t[0])
-    raw = [
-        RawHit(f"bench-{i:08d}", at, KIND[h.kind], d, link, h.ip, h.user_agent, h.method)
-        for i, (at, d, link, h) in enumerate(hits[:n_hits])
-    ]
-    return es, raw, deliveries
 
 
 def enrich_all(hits: Sequence[RawHit], pipeline: Pipeline) -> dict[int, list[Event]]:

@@ -15,17 +15,15 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from evalset import EvalSet, Generator
 from sqlalchemy import create_engine, text
 
 from mailsignal.classify import RULES
 from mailsignal.enrich import Pipeline
-from mailsignal.model import EventKind, RawHit, TokenKind, new_id
+from mailsignal.model import RawHit, new_id
 from mailsignal.store.db import make_engine, migrate
 from mailsignal.store.schema import (
     account,
@@ -36,33 +34,6 @@ from mailsignal.store.schema import (
     systemuser,
     trackedlink,
 )
-
-KIND = {EventKind.OPEN: TokenKind.OPEN, EventKind.CLICK: TokenKind.CLICK}
-
-
-def build(n_hits: int, seed: int) -> tuple[EvalSet, list[RawHit], dict[int, Any]]:
-    """Emails until n_hits hits; hits in time order with delivery and link ids assigned."""
-    gen = Generator(seed)
-    es = EvalSet(seed, gen.start, gen.now, [])
-    hits: list[tuple[datetime, int, int | None, Any]] = []
-    deliveries: dict[int, Any] = {}  # delivery id -> (email, links base id)
-    delivery_id = link_base = 0
-    while len(hits) < n_hits:
-        e = gen.email(len(es.emails))
-        es.emails.append(e)
-        for rcpt in e.recipients:
-            delivery_id += 1
-            deliveries[delivery_id] = (e, link_base)
-            for h in rcpt.hits:
-                link = None if h.link is None else link_base + h.link + 1
-                hits.append((h.at, delivery_id, link, h))
-        link_base += e.links
-    hits.sort(key=lambda t: t[0])
-    raw = [
-        RawHit(f"bench-{i:08d}", at, KIND[h.kind], d, link, h.ip, h.user_agent, h.method)
-        for i, (at, d, link, h) in enumerate(hits[:n_hits])
-    ]
-    return es, raw, deliveries
 
 
 def setup_db(url: str, deliveries: dict[int, Any]) -> None:
@@ -147,6 +118,11 @@ def setup_db(url: str, deliveries: dict[int, Any]) -> None:
                 conn.execute(table.insert(), data[i : i + 20_000])
         for i in range(0, len(rows), 20_000):
             conn.execute(emaildelivery.insert(), rows[i : i + 20_000])
+    if engine.dialect.name == "postgresql":
+        # Statistics, as autovacuum keeps them on a live database: without them the
+        # planner takes the freshly loaded tables for small ones.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE"))
     engine.dispose()
 
 

@@ -175,6 +175,10 @@ def test_sql_is_written_in_store_only() -> None:
                 continue
             if name.split(".")[0] == "sqlalchemy" and SQL_BUILDERS & set(names):
                 problems.append(f"{module}:{line} builds SQL: {sorted(SQL_BUILDERS & set(names))}")
+        # SQL as text, or a statement run on a connection, outside store/.
+        for n, text in enumerate(path.read_text().splitlines(), 1):
+            if "exec_driver_sql(" in text or ".execute(text(" in text:
+                problems.append(f"{module}:{n} runs SQL text")
     assert problems == []
 
 

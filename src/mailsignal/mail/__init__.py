@@ -1,1 +1,3 @@
-"""Mail edges: reply classification (`replies`, pure), IMAP sync (`imap`, `sync`) and CLI."""
+"""The mail edges: the SMTP relay (server, relay, staging, the outbound spool and its
+delivery worker, DKIM, AUTH), bounces it writes, and the IMAP client reply sync uses.
+What they do with a message is the services' (outgoing.py, pipeline/)."""

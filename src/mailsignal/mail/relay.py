@@ -46,6 +46,7 @@ from ..errors import AuthError, InputError, MimeError, NotFoundError, StoreError
 from ..outgoing import Outgoing, TrackedEmail
 from ..settings import Settings
 from ..store import users
+from ..store.db import writing
 from .auth import AuthUser, FailureLimiter, b64, decode_plain
 from .dkim import DkimSigner
 from .outbound import Spool
@@ -116,13 +117,9 @@ class RelayHandler:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
-        """A transaction that will write. On SQLite it takes the write lock up front
-        (BEGIN IMMEDIATE): a transaction that reads and then writes fails with
-        SQLITE_BUSY, rather than waiting, when another process (a second relay worker,
-        ingest) committed in between."""
-        with self._db_lock, self.engine.begin() as conn:
-            if self._sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+        """A transaction that will write (`store.db.writing`: BEGIN IMMEDIATE on SQLite),
+        taken after this process's and every other relay process's turn (`WriterLock`)."""
+        with self._db_lock, writing(self.engine) as conn:
             yield conn
 
     # --- AUTH (aiosmtpd calls handler methods named auth_<MECHANISM>) ---------------------

@@ -14,6 +14,8 @@ The steps, in one transaction:
    which labels the new rows and revises stored verdicts that changed;
 4. insert the new rows;
 5. tally: counters, scores and roll-ups move by what was added and revised (tally.py).
+
+Steps 4 and 5 are `tally.record`, which reply sync (replies.py) uses too.
 """
 
 from __future__ import annotations
@@ -25,14 +27,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ..engagement import effective_time
 from ..enrich import Pipeline
 from ..model import RawHit, TokenKind
 from ..settings import Settings
 from ..store import events
 from . import tally
 from .rows import hit_row
-from .tally import Change
 from .timelines import reclassify
 
 
@@ -86,23 +86,5 @@ def store_hits(
         now=now,
         facts=enrichment.facts,
     )
-    added = events.insert(conn, rows)
-    if added < len(rows):
-        # Another writer stored some of these hits meanwhile (the delivery locks keep
-        # ingest workers apart; an import running beside them is not): which ones is not
-        # known, so the emails and parties are counted again from their events.
-        tally.rebuild(conn, {r["emailactivityid"] for r in rows}, settings, now)
-        return IngestResult(added, candidates - added, orphans)
-    changes += [
-        Change(
-            r["deliveryid"],
-            r["interactiontype"],
-            None,
-            r["verdict"],
-            r["emailinteractiontime"],
-            effective_time(r["emailinteractiontime"], now),
-        )
-        for r in rows
-    ]
-    tally.apply(conn, changes, deliveries, settings, now)
+    added = tally.record(conn, rows, deliveries, settings, now, revised=changes)
     return IngestResult(added, candidates - added, orphans)

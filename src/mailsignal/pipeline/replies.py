@@ -27,14 +27,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from ..engagement import effective_time
 from ..model import Classification, EventKind, Evidence, Verdict, new_id
 from ..replies import Analysis, Reference, ReplyKind, analyse, normalise_id, parse
 from ..settings import Settings
 from ..store import emails, events
 from . import tally
 from .rows import reasons_json
-from .tally import Change
 
 _FUTURE = timedelta(days=1)  # a Date further ahead than this is a wrong clock, not a time
 
@@ -170,32 +168,10 @@ def store_messages(
             results[index] = (Outcome.DUPLICATE, None)
     fresh = [row for hit, row in rows.items() if hit not in known]
     if fresh:
-        _store(conn, fresh, settings, now)
+        delivered = events.deliveries(conn, {row["deliveryid"] for row in fresh}, lock=True)
+        tally.record(conn, fresh, delivered, settings, now)
     emails.mark_failed(conn, failed)  # idempotent, so a re-read bounce changes nothing
     return results
-
-
-def _store(
-    conn: Connection, fresh: list[dict[str, Any]], settings: Settings, now: datetime
-) -> None:
-    """Insert new reply events and tally them (all of them again, should another
-    writer have stored some meanwhile)."""
-    deliveries = events.deliveries(conn, {row["deliveryid"] for row in fresh}, lock=True)
-    if events.insert(conn, fresh) < len(fresh):
-        tally.rebuild(conn, {row["emailactivityid"] for row in fresh}, settings, now)
-        return
-    changes = [
-        Change(
-            row["deliveryid"],
-            row["interactiontype"],
-            None,
-            row["verdict"],
-            row["emailinteractiontime"],
-            effective_time(row["emailinteractiontime"], now),
-        )
-        for row in fresh
-    ]
-    tally.apply(conn, changes, deliveries, settings, now)
 
 
 _VIA = {

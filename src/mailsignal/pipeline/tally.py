@@ -18,10 +18,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection
 
-from ..engagement import EFFECTS, EmailTally, PartyTally, Weights, weights_of
+from ..engagement import EFFECTS, EmailTally, PartyTally, Weights, effective_time, weights_of
 from ..settings import Settings
 from ..store import emails, events, rescore, scores
 from ..store.events import Delivery
@@ -39,6 +40,19 @@ class Change:
     new: str | None
     at: datetime  # when it happened
     scored_at: datetime  # engagement.effective_time: when its points start to age
+
+    @classmethod
+    def stored_now(cls, row: Mapping[str, Any], now: datetime) -> Change:
+        """A new event row (labelled, about to be stored at `now`)."""
+        at = row["emailinteractiontime"]
+        return cls(
+            row["deliveryid"],
+            row["interactiontype"],
+            None,
+            row["verdict"],
+            at,
+            effective_time(at, now),
+        )
 
 
 def _takes_back(kind: int, old: str, new: str | None, what: str) -> bool:
@@ -122,6 +136,30 @@ def apply(
         tallies, again_parties = _party_deltas(by_party, weights, now)
         scores.add(conn, tallies, weights, now)
         rescore.rescore(conn, again_parties, weights, now)
+
+
+def record(
+    conn: Connection,
+    rows: list[dict[str, Any]],
+    deliveries: Mapping[int, Delivery],
+    settings: Settings,
+    now: datetime,
+    revised: Sequence[Change] = (),
+) -> int:
+    """Store new, labelled event rows and tally them with the stored events whose verdict
+    was `revised`; returns how many rows were added.
+
+    Should another writer have stored some of these rows meanwhile (the delivery locks
+    keep ingest workers apart, an import running beside them is not kept out), which
+    ones is not known: the emails and their parties are then counted again from their
+    events instead.
+    """
+    added = events.insert(conn, rows)
+    if added < len(rows):
+        rebuild(conn, {r["emailactivityid"] for r in rows}, settings, now)
+        return added
+    apply(conn, [*revised, *(Change.stored_now(r, now) for r in rows)], deliveries, settings, now)
+    return added
 
 
 def recount(

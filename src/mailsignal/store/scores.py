@@ -110,7 +110,7 @@ def _pg_add(
             "THEN v.last ELSE t.lasthumanengagementon END "
             f"FROM unnest(CAST(:keys AS uuid[]), CAST(:score AS double precision[]), {arrays}, "
             f"CAST(:last AS timestamptz[])) AS v(key, score, {', '.join(PARTY_COUNTERS)}, last) "
-            f"WHERE t.{key} = v.key"
+            f"WHERE t.{key} = v.key AND t.{key} = ANY(CAST(:keys AS uuid[]))"
         )
         params: dict[str, Any] = {
             c: [t.counts[n] for _p, t in mine] for n, c in enumerate(PARTY_COUNTERS)
