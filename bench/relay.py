@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from mailsignal.settings import create_secret  # noqa: E402
-from mailsignal.store import repo  # noqa: E402
+from mailsignal.store import parties, users  # noqa: E402
 from mailsignal.store.db import make_engine, migrate  # noqa: E402
 
 SENDER = "rep@northwind.test"
@@ -218,10 +218,10 @@ def main() -> None:
     engine = make_engine(f"sqlite:///{data_dir / 'mailsignal.db'}")
     migrate(engine)
     with engine.begin() as conn:
-        key = repo.create_api_key(conn, repo.add_user(conn, "Rep", SENDER, opt_in=True))
+        key = users.create_api_key(conn, users.add(conn, "Rep", SENDER, opt_in=True))
         for n in range(3 * args.messages):
             if n % 3 == 2:
-                repo.add_party(conn, "contact", f"P{n}", f"private{n}@client.test", follow=False)
+                parties.add(conn, "contact", f"P{n}", f"private{n}@client.test", follow=False)
     engine.dispose()
     eml = tmp / "sales.eml"
     eml.write_bytes(sales_email())
