@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailsignal.engagement import Weights, advance, contribution, score
+from mailsignal.engagement import Weights, contribution, decay, score
 from mailsignal.model import EventKind, Verdict
 
 W = Weights()
@@ -43,10 +43,11 @@ def test_incremental_equals_recompute(raw: list) -> None:  # type: ignore[type-a
     evs = sorted(_as_events(raw), key=lambda e: e[3])
     running, since = 0.0, None
     for _key, kind, verdict, at in evs:  # one event at a time, as ingest sees them
-        running = advance(W, running, since, at) + contribution(W, kind, verdict, at, at)
+        aged = running * decay(W, (at - since).total_seconds()) if since else running
+        running = aged + contribution(W, kind, verdict, at, at)
         since = at
     asof = T0 + timedelta(days=100)
-    running = advance(W, running, since, asof)
+    running = running * decay(W, (asof - since).total_seconds()) if since else running
     total, _ = score(W, evs, asof)
     assert abs(running - total) <= 1e-9 * max(1.0, total)
 

@@ -18,12 +18,13 @@ cannot disagree:
   with human events at full weight, forwards at a fraction, machine and unknown at zero.
 
 Because every term decays by the same factor, a score valid at t0 is moved to t1 by one
-multiplication (`advance`), and adding or taking away one event's part is one addition
-(`contribution`): that is what lets ingest update a score from the events of one batch
-alone, and what `tests/test_engagement.py` holds against a full recompute. For that to
-be exact an event must not be younger than the moment it is first scored, so an event's
-age counts from `effective_time`: its own time, or the time it was recorded when the
-event claims a later one (a skewed clock, a reply's Date header a day ahead).
+multiplication (`decay` of the time between), and adding or taking away one event's part
+is one addition (`contribution`): that is what lets ingest update a score from the
+events of one batch alone, and what `tests/pipeline/test_tally.py` holds against a full
+recompute. For that to be exact an event must not be younger than the moment it is
+first scored, so an event's age counts from `effective_time`: its own time, or the time
+it was recorded when the event claims a later one (a skewed clock, a reply's Date header
+a day ahead).
 """
 
 from __future__ import annotations
@@ -124,10 +125,6 @@ for _k in EventKind:
         EFFECTS[(_k, _v)] = EFFECTS[(int(_k), str(_v))] = _effect(_k, _v)
 
 
-def effect(kind: EventKind | int, verdict: Verdict | str) -> Effect:
-    return EFFECTS[(kind, verdict)]
-
-
 # --- emails ------------------------------------------------------------------------------
 
 
@@ -153,11 +150,16 @@ class EmailTally:
             if fx.last_human_open and (self.last_human_open is None or at > self.last_human_open):
                 self.last_human_open = at
 
+    @property
+    def raw(self) -> int:
+        """Events of any verdict the raw counters hold (opens, clicks, downloads, replies)."""
+        return sum(self.counts[:4])
+
     def verdict(self) -> str:
         """`engagementverdict`: human, machine, or none (no counted event at all)."""
         if self.engaged > 0:
             return "human"
-        return "machine" if any(self.counts[:4]) else "none"
+        return "machine" if self.raw else "none"
 
     def columns(self, noise_open_threshold: int) -> dict[str, Any]:
         """The email's counter columns, its verdict and its noise flag."""
@@ -225,24 +227,23 @@ def effective_time(at: datetime, recorded: datetime | None) -> datetime:
     return recorded if recorded is not None and recorded < at else at
 
 
-def decay(weights: Weights, age_seconds: float) -> float:
-    """The factor an event of this age keeps (an age below zero counts as zero)."""
-    if age_seconds <= 0:
+def half_power(age_seconds: float | None, half_life_seconds: float) -> float:
+    """0.5 ** (age / half-life): the factor an event of this age keeps (an age at or below
+    zero counts as zero). SQLite's score aging calls this very function (store/db.py)."""
+    if age_seconds is None or age_seconds <= 0:
         return 1.0
-    return float(0.5 ** (age_seconds / (weights.half_life_days * SECONDS_PER_DAY)))
+    return float(0.5 ** (age_seconds / half_life_seconds))
+
+
+def decay(weights: Weights, age_seconds: float) -> float:
+    """The factor an event of this age keeps under these weights' half-life."""
+    return half_power(age_seconds, weights.half_life_days * SECONDS_PER_DAY)
 
 
 def contribution(
     weights: Weights, kind: EventKind, verdict: Verdict, at: datetime, asof: datetime
 ) -> float:
     return weights.weight(kind, verdict) * decay(weights, (asof - at).total_seconds())
-
-
-def advance(weights: Weights, score: float, since: datetime | None, asof: datetime) -> float:
-    """A score valid at `since`, moved to `asof` (decay only)."""
-    if since is None or score == 0.0:
-        return score
-    return score * decay(weights, (asof - since).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,9 +170,8 @@ def recount(
     if not ids:
         return
     tallies = {i: EmailTally() for i in ids}
-    for start in range(0, len(ids), 500):
-        for activity_id, kind, verdict, n, last in events.tallies(conn, ids[start : start + 500]):
-            tallies[activity_id].add(kind, verdict, last, int(n))
+    for activity_id, kind, verdict, n, last in events.tallies(conn, ids):
+        tallies[activity_id].add(kind, verdict, last, int(n))
     emails.write_counters(
         conn,
         {i: t.columns(settings.noise_open_threshold) for i, t in tallies.items()},

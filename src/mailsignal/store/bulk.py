@@ -29,9 +29,12 @@ from sqlalchemy import (
     Insert,
     Select,
     Update,
+    and_,
     any_,
+    case,
     func,
     literal,
+    or_,
     select,
 )
 from sqlalchemy import column as named_column
@@ -138,3 +141,11 @@ def copy_rows(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> int:
         for values in zip(*columns, strict=True):
             copy.write_row(values)
     return len(rows)
+
+
+def later(column: Any, value: Any) -> Any:
+    """SET value for `column`: `value` when it is later (or the column is empty), else the
+    column as it is: a last-seen time only ever moves forward."""
+    return case(
+        (and_(value.is_not(None), or_(column.is_(None), column < value)), value), else_=column
+    )

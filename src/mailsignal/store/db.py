@@ -14,6 +14,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from ..engagement import half_power
 from ..errors import ConfigError, StoreError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -30,16 +31,9 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     # stay in memory while ingest appends to them.
     cur.execute("PRAGMA cache_size=-65536")
     cur.close()
-    # What PostgreSQL's power() does for score decay (store/scores.py): the same C pow()
-    # Python's `**` calls, so both backends age a score exactly as engagement.decay does.
-    dbapi_conn.create_function("ms_half_power", 2, _half_power, deterministic=True)
-
-
-def _half_power(age_seconds: float | None, half_life_seconds: float) -> float:
-    """0.5 ** (age / half-life), 1.0 for an age at or below zero (engagement.decay)."""
-    if age_seconds is None or age_seconds <= 0:
-        return 1.0
-    return float(0.5 ** (age_seconds / half_life_seconds))
+    # Score aging in SQL (store/scores.py) calls engagement's own decay; PostgreSQL's
+    # power() is the same C pow() Python's `**` calls, so both backends agree with it.
+    dbapi_conn.create_function("ms_half_power", 2, half_power, deterministic=True)
 
 
 class RawJson(str):

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, tex
 
 from ..engagement import EMAIL_COUNTERS, EmailTally
 from ..errors import NotFoundError
-from .bulk import executemany, in_ids
+from .bulk import executemany, in_ids, later
 from .schema import UtcDateTime, contact, email, emaildelivery, trackedlink
 
 Row = dict[str, Any]
@@ -105,24 +105,16 @@ _WRITE_COUNTERS = (
 )
 
 
-def _later(column: Any, value: Any) -> Any:
-    """`column`, or `value` when that is later (or the column is empty)."""
-    return case(
-        (and_(value.is_not(None), or_(column.is_(None), column < value)), value),
-        else_=column,
-    )
-
-
 _ADD_COUNTERS = (
     update(email)
     .where(email.c.activityid == bindparam("b_id"))
     .values(
         {name: email.c[name] + bindparam(f"b_{name}") for name in EMAIL_COUNTERS}
         | {
-            "lastopenedtime": _later(
+            "lastopenedtime": later(
                 email.c.lastopenedtime, bindparam("b_lastopenedtime", type_=UtcDateTime)
             ),
-            "lasthumanopenedtime": _later(
+            "lasthumanopenedtime": later(
                 email.c.lasthumanopenedtime, bindparam("b_lasthumanopenedtime", type_=UtcDateTime)
             ),
             # Nothing here takes an engaged event away (tally.py rebuilds such emails).
@@ -190,7 +182,7 @@ def add_counters(
             lo=[t.last_open for t in tallies],
             lho=[t.last_human_open for t in tallies],
             engaged=[t.engaged for t in tallies],
-            counted=[sum(t.counts[:4]) for t in tallies],
+            counted=[t.raw for t in tallies],
             threshold=noise_threshold,
             now=now,
         )
@@ -207,7 +199,7 @@ def add_counters(
             b_lastopenedtime=delta.last_open,
             b_lasthumanopenedtime=delta.last_human_open,
             b_engaged=delta.engaged,
-            b_counted=sum(delta.counts[:4]),
+            b_counted=delta.raw,
             b_threshold=noise_threshold,
             b_now=now,
         )

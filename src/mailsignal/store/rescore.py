@@ -37,7 +37,7 @@ from .bulk import executemany, in_ids
 from .parties import TABLES, Party
 from .schema import contact, emaildelivery, interactionforemail
 
-_CHUNK = 5000  # ids per IN list: far below SQLite's and PostgreSQL's bind limits
+_CHUNK = 5000  # parties written per executemany by recompute_all (and per progress call)
 _ROLLUPS = (*PARTY_COUNTERS, "emailsfollowedcount", "lasthumanengagementon")
 
 
@@ -54,9 +54,6 @@ def _counting() -> ColumnElement[bool]:
         ev.c.verdict.in_((Verdict.HUMAN.value, Verdict.FORWARD.value)),
         and_(ev.c.interactiontype == int(EventKind.REPLY), ev.c.verdict != Verdict.MACHINE.value),
     )
-
-
-# --- incremental: add in SQL --------------------------------------------------------------
 
 
 def _update(kind: str, now: datetime) -> Any:

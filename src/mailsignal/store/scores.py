@@ -13,10 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, func, or_, text, update
+from sqlalchemy import Connection, bindparam, case, func, text, update
 
 from ..engagement import PARTY_COUNTERS, SECONDS_PER_DAY, PartyTally, Weights
-from .bulk import executemany
+from .bulk import executemany, later
 from .parties import TABLES, Party
 from .schema import UtcDateTime
 
@@ -29,12 +29,6 @@ def _aged(table: Any) -> Any:
     age = (func.julianday(when) - func.julianday(since)) * SECONDS_PER_DAY
     factor = func.ms_half_power(age, bindparam("b_half_life"))
     return case((since.is_(None), 0.0), else_=table.c.engagementscore * factor)
-
-
-def _later(column: Any, value: Any) -> Any:
-    return case(
-        (and_(value.is_not(None), or_(column.is_(None), column < value)), value), else_=column
-    )
 
 
 def add(
@@ -70,7 +64,7 @@ def add(
             .values(
                 engagementscore=_aged(table) + bindparam("b_score"),
                 engagementscoreupdatedon=bindparam("b_now", type_=UtcDateTime),
-                lasthumanengagementon=_later(
+                lasthumanengagementon=later(
                     table.c.lasthumanengagementon, bindparam("b_last", type_=UtcDateTime)
                 ),
                 **{name: table.c[name] + bindparam(f"b_{name}") for name in PARTY_COUNTERS},
