@@ -79,6 +79,10 @@ def test_users_org_and_instrument_an_eml(env: dict[str, str], tmp_path: Path) ->
         (["users", "add", "x@y.test", "--timezone", "Mars/Olympus"], "unknown time zone"),
         (["users", "opt-in", "ghost@y.test"], "no user"),
         (["data", "refresh", "nosuchlist", "/etc/hostname"], "unknown list"),
+        (["emails", "list", "--limit", "-5"], "--limit"),
+        (["report", "noise", "--days", "-5"], "--days"),
+        (["report", "noise", "--days", "1000000000"], "--days"),
+        (["export", "events", "--out", "/nonexistent/dir/events.jsonl"], "cannot write"),
     ],
 )
 def test_errors_are_one_line_no_traceback(
@@ -147,3 +151,97 @@ def test_score_recompute_and_explain(env: dict[str, str], engine: Engine) -> Non
     assert missing.returncode == 2 and "no contact, lead or account" in missing.stderr
     both = cli(env, "score", check=False)
     assert both.returncode == 2 and "exactly one" in both.stderr
+
+
+# --- hostile input: a clear error, nothing stored (#10) ---------------------------------------
+
+EML = (
+    "From: Rep One <rep@northwind.test>\nTo: Dana <dana@contoso.test>\n"
+    "Subject: Pricing\nMessage-ID: <m1@northwind.test>\nMIME-Version: 1.0\n"
+    "Content-Type: text/html; charset=utf-8\n\n"
+    '<p>See <a href="https://example.com/p">pricing</a></p>\n'
+)
+
+
+def _stored(engine: Engine) -> int:
+    from sqlalchemy import func, select
+
+    from mailsignal.store.schema import email, emaildelivery
+
+    with engine.connect() as conn:
+        return sum(
+            conn.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in (email, emaildelivery)
+        )
+
+
+def test_instrument_refuses_bad_input_before_storing(
+    env: dict[str, str], tmp_path: Path, engine: Engine
+) -> None:
+    cli(env, "users", "add", "rep@northwind.test", "--opt-in")
+    eml = tmp_path / "m.eml"
+    eml.write_text(EML)
+    (tmp_path / "a-file").write_text("")
+    deep = tmp_path / "deep.eml"
+    deep.write_text(
+        EML.replace(
+            "Content-Type: text/html; charset=utf-8\n\n",
+            "".join(
+                f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n' for i in range(2000)
+            )
+            + "Content-Type: text/html\n\n",
+        )
+    )
+    out = str(tmp_path / "out")
+    for args, needle in (
+        (["--out", str(tmp_path / "a-file" / "out")], "cannot create the folder"),
+        (["--out", out, "--sent-at", "0001-01-01T00:00:00"], "outside the accepted range"),
+        (["--out", out, "--sent-at", "9999-12-31T23:59:59"], "outside the accepted range"),
+        (["--out", out, "--sender", "rep@northwind.test\r\nBcc: spy@evil.test"], "not an"),
+    ):
+        result = cli(env, "emails", "instrument", str(eml), *args, check=False)
+        assert result.returncode == 2 and needle in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    result = cli(env, "emails", "instrument", str(deep), "--out", out, check=False)
+    assert result.returncode == 2 and "nest more than 100 levels" in result.stderr
+    assert _stored(engine) == 0
+
+
+def test_instrument_copies_that_cannot_be_written_leave_nothing_stored(
+    env: dict[str, str], tmp_path: Path, engine: Engine
+) -> None:
+    """The copies are written in the email's transaction: a write that fails (here: over
+    the process's file size limit, which the database's own small writes stay under)
+    rolls the email back and removes the copies already written."""
+    import resource
+    import subprocess
+    import sys
+
+    cli(env, "users", "add", "rep@northwind.test", "--opt-in")
+    eml = tmp_path / "big.eml"
+    eml.write_text(
+        EML.replace("Cc: ", "").replace("To: Dana <dana@contoso.test>", "To: a@x.test, b@x.test")
+        + "<p>"
+        + "padding " * 400_000
+        + "</p>\n"
+    )
+    limit = 2_000_000  # the copies are ~3.2 MB each; the database writes far less
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    exe = Path(sys.executable).with_name("mailsignal")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [str(exe), "emails", "instrument", str(eml), "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=small_files,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "cannot write" in result.stderr and "nothing was recorded" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(out.iterdir()) == []
+    assert _stored(engine) == 0

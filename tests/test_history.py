@@ -325,3 +325,112 @@ def test_unknown_formats(engine: Engine, settings: Settings, fmt: str) -> None:
         export_events(engine, io.StringIO(), fmt)
     with pytest.raises(InputError):
         import_hits(engine, _signer(settings), settings, [], fmt)
+
+
+# --- hostile lines: each named and refused, nothing half-stored (#10) ------------------------
+
+
+def _counts(engine: Engine) -> tuple[int, ...]:
+    from sqlalchemy import func, select
+
+    from mailsignal.store.schema import email, emaildelivery, trackedlink
+
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in (email, emaildelivery, trackedlink)
+        )
+
+
+def test_import_emails_refuses_injection_odd_times_and_odd_json(
+    engine: Engine, settings: Settings
+) -> None:
+    with engine.begin() as conn:
+        add_rep(conn)
+    base = {"sender": "rep@northwind.test", "recipients": ["dana@contoso.test"], "html": HTML}
+    bad = [
+        {**base, "subject": "Hi\r\nBcc: spy@evil.test"},
+        {**base, "recipients": ["dana@contoso.test\r\nBcc: spy@evil.test"]},
+        {**base, "message_id": "<a@b>\r\nBcc: spy@evil.test"},
+        {**base, "sender": "rep@northwind.test\nBcc: spy@evil.test"},
+        {**base, "sent_at": "0001-01-01T00:00:00+05:00"},
+        {**base, "sent_at": "9999-12-31T23:59:59-05:00"},
+        {**base, "html": "<p>\ud800</p>"},
+        {**base, "html": 42},
+        {**base, "subject": "x" * 801},
+        {**base, "recipients": ["a" * 400 + "@contoso.test"]},
+    ]
+    lines = [json.dumps(record) for record in bad]
+    lines += ["[" * 100_000 + "]" * 100_000, '{"n": ' + "9" * 5000 + "}"]
+    summary = import_emails(engine, _signer(settings), settings, lines, io.StringIO())
+    assert (summary.imported, len(summary.errors)) == (0, len(lines)), summary.errors
+    assert summary.errors[:10] == [
+        "line 1: subject: must be one line without control characters",
+        "line 2: recipients: must be one line without control characters",
+        "line 3: message_id: must be one line without control characters",
+        "line 4: sender: must be one line without control characters",
+        "line 5: sent_at: 0001-01-01T00:00:00+05:00 is outside the accepted range "
+        "1970-01-01 to 2100-01-01 (UTC)",
+        "line 6: sent_at: 9999-12-31T23:59:59-05:00 is outside the accepted range "
+        "1970-01-01 to 2100-01-01 (UTC)",
+        "line 7: html: not Unicode text (a lone surrogate at position 3)",
+        "line 8: html must be a string",
+        "line 9: subject: at most 800 characters",
+        "line 10: recipients: not an email address: '" + "a" * 80 + "...'",
+    ]
+    assert summary.errors[10].startswith("line 11: not JSON we can read (RecursionError")
+    assert summary.errors[11].startswith("line 12: not JSON we can read (ValueError")
+    assert _counts(engine) == (0, 0, 0)
+
+
+def test_import_emails_stops_when_copies_cannot_be_written(
+    engine: Engine, settings: Settings
+) -> None:
+    """An email is stored only with its copies written: a re-import would otherwise skip
+    it as "already there" and its copies would be lost for good."""
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    with engine.begin() as conn:
+        add_rep(conn)
+    with pytest.raises(OSError, match="No space"):
+        import_emails(engine, _signer(settings), settings, _emails_jsonl(), Full())
+    assert _counts(engine) == (0, 0, 0)
+    summary = import_emails(engine, _signer(settings), settings, _emails_jsonl(), io.StringIO())
+    assert summary.imported == 2
+
+
+def test_import_hits_refuses_times_outside_the_range(engine: Engine, settings: Settings) -> None:
+    lines = [
+        json.dumps({"time": "0001-01-01T00:00:00+05:00", "url": "http://t.test/o/x.gif"}),
+        '1.2.3.4 - - [01/Jan/0001:00:00:00 +0500] "GET /o/x.gif HTTP/1.1" 200 43 "-" "UA"',
+    ]
+    summary = import_hits(engine, _signer(settings), settings, lines)
+    assert [e.split(":")[0] for e in summary.errors] == ["line 1", "line 2"]
+    assert all("outside the accepted range" in e for e in summary.errors), summary.errors
+
+
+def test_cli_import_and_export_to_unwritable_outputs(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "MAILSIGNAL_DATA_DIR": str(settings.data_dir),
+        "MAILSIGNAL_DATABASE_URL": settings.db_url,
+    }
+    with engine.begin() as conn:
+        add_rep(conn)
+    emails = tmp_path / "emails.jsonl"
+    emails.write_text("\n".join(_emails_jsonl()) + "\n")
+    for args in (
+        ["import", "emails", str(emails), "--out", str(tmp_path / "missing" / "copies.jsonl")],
+        ["export", "events", "--out", str(tmp_path / "missing" / "events.jsonl")],
+        ["export", "events", "--out", str(tmp_path)],
+    ):
+        result = cli(env, *args, check=False)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("error: --out ") and "cannot write" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert _counts(engine) == (0, 0, 0)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from mailsignal.errors import TokenError
@@ -105,3 +106,83 @@ def test_round_trip_any_ids_and_urls(delivery: int, link: int, path: str) -> Non
     url = "https://example.com/" + path
     claims = signer.verify(signer.sign(TokenKind.CLICK, delivery, link, url))
     assert (claims.delivery_id, claims.link_id, claims.url) == (delivery, link, url)
+
+
+# --- one token, one spelling -----------------------------------------------------------
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _lenient(spelling: str) -> bytes | None:
+    """What a forgiving decoder (the one tokens.py used to call) makes of a spelling."""
+    try:
+        data = spelling.encode("ascii")
+        return base64.urlsafe_b64decode(data + b"=" * (-len(data) % 4))
+    except ValueError:
+        return None
+
+
+@st.composite
+def _tokens(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(list(TokenKind)))
+    link = draw(st.integers(0, 2**40))
+    url = "https://example.com/" + draw(st.text(max_size=40))
+    return Signer({1: KEY1}, 1).sign(kind, draw(st.integers(0, 2**62)), link, url)
+
+
+@st.composite
+def _respellings(draw: st.DrawFn, token: str) -> str:
+    """Another text for the same bytes: padding, unused low bits set in the last
+    character, the standard alphabet's "+" and "/", characters a lenient decoder skips."""
+    how = draw(st.sampled_from(["pad", "low_bits", "std_alphabet", "junk"]))
+    if how == "pad":
+        return token + "=" * draw(st.integers(1, 3))
+    if how == "low_bits":
+        last = _ALPHABET.index(token[-1])
+        unused = {2: 0b1111, 3: 0b11}.get(len(token) % 4, 0)
+        other = draw(st.sampled_from([v for v in range(64) if v & ~unused == last & ~unused]))
+        return token[:-1] + _ALPHABET[other]
+    if how == "std_alphabet":
+        return token.replace("-", "+").replace("_", "/")
+    at = draw(st.integers(0, len(token)))
+    junk = draw(st.text(st.sampled_from("=.!*~ \t\r\n$%é\x00"), min_size=1, max_size=3))
+    return token[:at] + junk + token[at:]
+
+
+@given(st.data())
+def test_a_token_has_one_spelling(data: st.DataObject) -> None:
+    signer = Signer({1: KEY1}, 1)
+    token = data.draw(_tokens())
+    assert signer.verify(token)  # the canonical spelling verifies
+    spelling = data.draw(_respellings(token))
+    # Only another spelling of the same bytes counts (a token may have no "-" to swap).
+    assume(spelling != token and _lenient(spelling) == _lenient(token))
+    with pytest.raises(TokenError, match="base64url"):
+        signer.verify(spelling)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda t: t + "=",
+        lambda t: t + "==",
+        lambda t: t[:5] + "." + t[5:],
+        lambda t: t[:5] + "\n" + t[5:],
+        lambda t: t + "\x00",
+        lambda t: "é" + t,
+    ],
+)
+def test_spellings_a_lenient_decoder_accepts_are_refused(signer: Signer, change: Any) -> None:
+    token = signer.sign(TokenKind.OPEN, 123456)
+    with pytest.raises(TokenError, match="base64url"):
+        signer.verify(change(token))
+
+
+def test_last_character_with_unused_bits_set_is_refused(signer: Signer) -> None:
+    token = signer.sign(TokenKind.CLICK, 7, 42, "https://example.com/x")
+    assert len(token) % 4 in (2, 3)  # the last character has unused bits to set
+    unused = {2: 0b1111, 3: 0b11}[len(token) % 4]
+    bumped = token[:-1] + _ALPHABET[_ALPHABET.index(token[-1]) | unused]
+    assert bumped != token and _lenient(bumped) == _lenient(token)
+    with pytest.raises(TokenError, match="canonical"):
+        signer.verify(bumped)

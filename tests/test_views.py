@@ -20,6 +20,7 @@ from mailsignal.store import users
 from mailsignal.store.schema import email
 from mailsignal.tokens import Signer
 from mailsignal.web.app import create_app
+from runaway import RUNAWAY, seed
 
 
 @pytest.fixture
@@ -126,3 +127,24 @@ def test_cli_views(settings: Settings, seeded: str, tmp_path: Path) -> None:
     result = cli(env, "views", "add", "bad", str(bad), check=False)
     assert result.returncode == 2 and "nope" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_views_run_stops_a_runaway_view(
+    engine: Engine, settings: Settings, seeded: str, tmp_path: Path
+) -> None:
+    """`views run` is bounded like the API (issue #10): a clear message, exit status 2."""
+    seed(engine, settings.secret_file)
+    query = tmp_path / "runaway.xml"
+    query.write_text(RUNAWAY)
+    env = {
+        **os.environ,
+        "MAILSIGNAL_DATA_DIR": str(settings.data_dir),
+        "MAILSIGNAL_DATABASE_URL": settings.db_url,
+        "MAILSIGNAL_QUERY_TIMEOUT_SECONDS": "1",
+    }
+    cli(env, "views", "add", "runaway", str(query))
+    for who in ([], ["--as", "rep@northwind.test"]):
+        result = cli(env, "views", "run", "runaway", *who, check=False)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("error: the query ran longer than 1 s and was stopped")
+        assert "query_timeout_seconds" in result.stderr and "Traceback" not in result.stderr

@@ -3,17 +3,31 @@
 One spelling per mailbox: trimmed, and lower-cased whole. RFC 5321 lets the local part
 be case-sensitive, but no mail system in use treats `Dana@` and `dana@` as two people,
 and a rep typing a contact's address in another case must still find the contact.
+
+An address goes into headers (`To:` of a message built from API fields) and into
+320-character columns, so one with a line break or another control character (header
+injection), a lone surrogate (not text), or over 320 characters (64 for the local part,
+255 for the domain, RFC 5321 §4.5.3.1) is not an address.
 """
 
 from __future__ import annotations
 
 from .errors import InputError
 
+MAX_LENGTH = 320
+
 
 def normalise_address(address: str) -> str:
     """The address in its one stored spelling; InputError when it is not an address."""
     address = address.strip()
-    if address.count("@") != 1 or not all(address.split("@")) or any(c.isspace() for c in address):
-        raise InputError(f"not an email address: {address!r}")
+    if (
+        address.count("@") != 1
+        or not all(address.split("@"))
+        or len(address) > MAX_LENGTH
+        or not address.isprintable()
+        or any(c.isspace() for c in address)
+    ):
+        shown = address if len(address) <= 80 else address[:80] + "..."
+        raise InputError(f"not an email address: {shown!r}")
     local, domain = address.split("@")
     return f"{local}@{domain.lower()}".lower()

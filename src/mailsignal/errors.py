@@ -15,7 +15,10 @@
     │   └── ForbiddenError          the key is valid but may not do this (HTTP 403)
     ├── DataverseError              a Web API refusal in Dataverse's terms: its HTTP
     │                               status, hex `error_code` and message
+    ├── TooManyQueries              (web/queries.py) a user's concurrent query limit (HTTP 429)
     └── StoreError                  the database refused or is unreachable (HTTP 503)
+        ├── QueryTimeout            (store/bounds.py) a query ran past its bound (HTTP 503)
+        └── QueryCancelled          (store/bounds.py) its client went away (HTTP 499)
 
 Edges (web, mail, cli) turn these into an HTTP status with a JSON body, an SMTP status
 or a CLI message in one place each; nothing below the edges formats an error for a user.

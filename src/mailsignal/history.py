@@ -28,7 +28,7 @@ from .enrich import Pipeline
 from .errors import InputError, MailSignalError, MimeError, TokenError
 from .instrument import parse_message
 from .model import RawHit, TokenKind
-from .outgoing import Outgoing, build_message, recipients_of
+from .outgoing import Outgoing, build_message, check_time, recipients_of
 from .pipeline.backfill import Backfill
 from .pipeline.enrichment import default_enrichment
 from .settings import Settings
@@ -62,8 +62,23 @@ def _aware(text: Any, what: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise InputError(f"{what} {text!r} is not ISO 8601") from exc
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        raise InputError(f"{what} {text[:80]!r} is not ISO 8601") from exc
+    return check_time(value if value.tzinfo else value.replace(tzinfo=UTC), what)
+
+
+def _json_object(line: str) -> dict[str, Any]:
+    """The JSON object on `line`; InputError for anything else, including what the
+    decoder refuses other than by syntax (an integer over 4,300 digits, nesting deeper
+    than the interpreter's stack)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON ({exc.msg} at column {exc.colno})") from exc
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"not JSON we can read ({type(exc).__name__}: {str(exc)[:80]})") from exc
+    if not isinstance(record, dict):
+        raise InputError("expected a JSON object")
+    return record
 
 
 def import_emails(
@@ -84,13 +99,8 @@ def import_emails(
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise InputError("expected a JSON object")
+            record = _json_object(line)
             written = _import_email(engine, service, record, line, lineno, out)
-        except json.JSONDecodeError as exc:
-            summary.error(lineno, f"not JSON ({exc.msg} at column {exc.colno})")
-            continue
         except MailSignalError as exc:
             summary.error(lineno, exc.message)
             continue
@@ -114,7 +124,7 @@ def _import_email(
         raise InputError("sender is required")
     sent_at = _aware(record["sent_at"], "sent_at") if "sent_at" in record else None
     # A stable Message-ID makes re-imports find the email they already made.
-    key = hashlib.sha256(line.strip().encode()).hexdigest()[:32]
+    key = hashlib.sha256(line.strip().encode("utf-8", "surrogateescape")).hexdigest()[:32]
     msg, recipients, message_id = _email_of(
         record, sender, sent_at, f"<import-{key}@mailsignal.invalid>"
     )
@@ -122,22 +132,27 @@ def _import_email(
         if emails.by_message_id(conn, message_id, sender.lower()) is not None:
             return False
         result = service.track(conn, msg, sender=sender, recipients=recipients, sent_at=sent_at)
-    for copy in result.copies:
+        # Written and flushed before the commit: copies that cannot be written (an OSError,
+        # which stops the import) leave no email behind that nobody could send.
         out.write(
-            json.dumps(
-                {
-                    "line": lineno,
-                    "activityid": str(result.activity_id),
-                    "messageid": result.message_id,
-                    "recipient": copy.recipient,
-                    "deliveryid": copy.delivery_id,
-                    "tracked": copy.decision.tracked,
-                    "untracked_reasons": list(copy.decision.reasons),
-                    "mime": copy.message.as_bytes().decode("utf-8", "replace"),
-                }
+            "".join(
+                json.dumps(
+                    {
+                        "line": lineno,
+                        "activityid": str(result.activity_id),
+                        "messageid": result.message_id,
+                        "recipient": copy.recipient,
+                        "deliveryid": copy.delivery_id,
+                        "tracked": copy.decision.tracked,
+                        "untracked_reasons": list(copy.decision.reasons),
+                        "mime": copy.message.as_bytes().decode("utf-8", "replace"),
+                    }
+                )
+                + "\n"
+                for copy in result.copies
             )
-            + "\n"
         )
+        out.flush()
     return True
 
 
@@ -159,7 +174,7 @@ def _email_of(
         if not recipients:
             raise InputError("recipients must be a non-empty list of addresses")
         message_id = given_id or derived_id
-        subject = str(record.get("subject", ""))
+        subject = record.get("subject") or ""
         msg = build_message(
             sender, recipients, subject, record.get("html"), record.get("text"), message_id, sent_at
         )
@@ -234,12 +249,7 @@ def _hit(
 
 
 def _parse_json_hit(signer: Signer, line: str, key: str) -> RawHit:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON ({exc.msg} at column {exc.colno})") from exc
-    if not isinstance(record, dict):
-        raise InputError("expected a JSON object")
+    record = _json_object(line)
     for name in ("time", "url"):
         if not isinstance(record.get(name), str):
             raise InputError(f"{name} is required")
@@ -265,9 +275,10 @@ def _parse_log_hit(signer: Signer, line: str, key: str) -> RawHit:
     if m is None:
         raise InputError("not a combined access-log line")
     try:
-        at = datetime.strptime(m["time"], "%d/%b/%Y:%H:%M:%S %z").astimezone(UTC)
+        at = datetime.strptime(m["time"], "%d/%b/%Y:%H:%M:%S %z")
     except ValueError as exc:
         raise InputError(f"bad time {m['time']!r}") from exc
+    at = check_time(at, "time").astimezone(UTC)
     ua = m["ua"] or ""
     return _hit(
         signer, f"log:{key}", at, m["path"], m["ip"], "" if ua == "-" else ua, m["method"], None

@@ -7,11 +7,18 @@ is built once from settings where its caller lives (the REST app, `emails instru
 the next: the tracking URLs (signer and base URL, urls.py), the honeypot switch and the
 attachment policy with the directory its files go to. So every path tracks mail the same
 way, `attachments_mode` included, and a caller hands over a message and its recipients.
+
+What a caller gives is checked here, where every edge passes (`build_message`, `track`),
+so every edge refuses it alike, naming the field: header fields with a line break or
+control character (no header injection), text that is not Unicode or holds NUL, a send
+time outside EARLIEST_SENT-LATEST_SENT. Labels taken from a message given whole (its
+subject, a file name) are made storable instead: the message itself goes as it came.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +29,7 @@ from sqlalchemy import Connection
 
 from . import instrument
 from .addresses import normalise_address
-from .errors import InputError, NotFoundError
+from .errors import InputError, MimeError, NotFoundError
 from .instrument import AttachmentLink, find_attachments, replace_attachments
 from .model import TrackingDecision, new_id
 from .settings import Settings
@@ -30,6 +37,16 @@ from .store import parties, sent, users
 from .store.files import AttachmentFiles, AttachmentMeta
 from .tokens import Signer
 from .urls import TrackingUrls
+
+# Send times outside these are typing errors (year 1, year 9999), and near datetime's own
+# ends adding a time zone or a classification window overflows.
+EARLIEST_SENT, LATEST_SENT = datetime(1970, 1, 1), datetime(2100, 1, 1)  # UTC
+SUBJECT_MAX = 800  # the email.subject column
+MESSAGE_ID_MAX = 998  # RFC 5322's line limit, and the email.messageid column
+_UNSTORABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+# What may not stand in one header line: controls but tab (CR and LF above all) and the
+# characters Python's str.splitlines() also breaks on (NEL, LS, PS).
+_NOT_A_LINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class TrackedCopy:
@@ -83,6 +100,46 @@ class TrackedEmail:
     tracking_id: uuid.UUID
 
 
+def check_time(value: datetime, field: str = "sent_at") -> datetime:
+    """`value` when it is aware and in [EARLIEST_SENT, LATEST_SENT); InputError otherwise."""
+    offset = value.utcoffset()
+    if offset is None:
+        raise InputError(f"{field}: give a time zone offset (for example 2026-11-27T09:00:00Z)")
+    # Compared in the value's own zone: astimezone() overflows at year 1 or 9999 itself.
+    if not EARLIEST_SENT + offset <= value.replace(tzinfo=None) < LATEST_SENT + offset:
+        raise InputError(
+            f"{field}: {value.isoformat()} is outside the accepted range "
+            f"{EARLIEST_SENT:%Y-%m-%d} to {LATEST_SENT:%Y-%m-%d} (UTC)"
+        )
+    return value
+
+
+def _text(field: str, value: object, *, line: bool = False) -> str:
+    """`value` if it is Unicode text without NUL (and, for a header `line`, without line
+    breaks or other control characters); InputError naming `field` otherwise."""
+    if not isinstance(value, str):
+        raise InputError(f"{field} must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"{field}: not Unicode text (a lone surrogate at position {exc.start})"
+        ) from exc
+    if line and _NOT_A_LINE.search(value):
+        raise InputError(f"{field}: must be one line without control characters")
+    if "\x00" in value:
+        raise InputError(f"{field}: contains a NUL character")
+    return value
+
+
+def check_message_id(value: str, field: str = "message_id") -> str:
+    """`value` stripped, when it can head a message and be stored as its Message-ID."""
+    value = _text(field, value, line=True).strip()
+    if len(value) > MESSAGE_ID_MAX:
+        raise InputError(f"{field}: at most {MESSAGE_ID_MAX} characters")
+    return value
+
+
 def build_message(
     sender: str,
     recipients: list[str],
@@ -92,9 +149,25 @@ def build_message(
     message_id: str | None = None,
     sent_at: datetime | None = None,
 ) -> EmailMessage:
-    """A standard multipart/alternative message from API fields."""
+    """A standard multipart/alternative message from API fields (each checked first)."""
+    if html is not None:
+        _text("html", html)
+    if text is not None:
+        _text("text", text)
     if not html and not text:
         raise InputError("give at least one of html, text or mime")
+    for field, address in [("sender", sender)] + [("recipients", r) for r in recipients]:
+        _text(field, address, line=True)
+        try:
+            normalise_address(address)
+        except InputError as exc:
+            raise InputError(f"{field}: {exc.message}") from exc
+    if len(_text("subject", subject, line=True)) > SUBJECT_MAX:
+        raise InputError(f"subject: at most {SUBJECT_MAX} characters")
+    if message_id is not None:
+        message_id = check_message_id(message_id)
+    if sent_at is not None:
+        check_time(sent_at)
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
@@ -166,6 +239,8 @@ class Outgoing:
         """
         if not recipients:
             raise InputError("no recipients")
+        if sent_at is not None:
+            check_time(sent_at)
         user = users.by_address(conn, sender)
         if user is None:
             raise NotFoundError(f"unknown sender {sender}: add them with `mailsignal users add`")
@@ -179,7 +254,10 @@ class Outgoing:
             mail = copy.deepcopy(msg)  # the caller's message stays as given
         if mail.get("Message-ID") is None:
             mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-        message_id = str(mail["Message-ID"]).strip()
+        try:
+            message_id = check_message_id(str(mail["Message-ID"]), "Message-ID")
+        except InputError as exc:  # the message's own header: a message we cannot take
+            raise MimeError(exc.message) from exc
         normalised = list(dict.fromkeys(normalise_address(r) for r in recipients))
 
         found = parties.find_many(conn, normalised)
@@ -202,12 +280,12 @@ class Outgoing:
             {
                 "activityid": new_id(),
                 "emailtrackingid": tracking_id,
-                "subject": str(mail.get("Subject", ""))[:800],
+                "subject": storable(str(mail.get("Subject", "")))[:SUBJECT_MAX],
                 "senton": sent_at or datetime.now(UTC),
                 "sender": normalise_address(sender),
                 "torecipients": ";".join(normalised)[:10000],
                 "ownerid": user["systemuserid"],
-                "messageid": message_id[:998],
+                "messageid": message_id,
                 "regardingobjectid": regarding[1] if regarding else None,
                 "regardingobjecttypecode": regarding[0] if regarding else None,
                 "isemailfollowed": any_tracked,
@@ -279,6 +357,12 @@ class Outgoing:
         return replace_attachments(rendered.message(), links, in_place=True)
 
 
+def storable(label: str) -> str:
+    """A label taken from a message (its subject, a file name) as the store keeps it:
+    control characters and undecodable bytes (lone surrogates) become U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", label)
+
+
 def _store_attachments(
     conn: Connection, files: AttachmentFiles, msg: EmailMessage, activity_id: uuid.UUID
 ) -> dict[int, tuple[int, AttachmentMeta]]:
@@ -290,7 +374,9 @@ def _store_attachments(
     stored: dict[int, tuple[int, AttachmentMeta]] = {}
     for found in find_attachments(msg, files.policy):
         digest = found.sha256
-        meta = AttachmentMeta(digest, found.filename[:255], found.content_type[:255], found.size)
+        meta = AttachmentMeta(
+            digest, storable(found.filename)[:255], storable(found.content_type)[:255], found.size
+        )
         path = files.put(found.data, digest)
         attachment_id = sent.insert_attachment(
             conn,

@@ -91,6 +91,18 @@ class Settings(BaseSettings):
         ge=0,
         description="How long ingested hits stay in the journal before being pruned.",
     )
+    journal_spool_dir: Path | None = Field(
+        default=None,
+        description="Directory, best on another filesystem than the journal, where hits "
+        "the journal cannot take (a full disk) are written and fsynced before answering; "
+        "they are journaled exactly once when it can again. Unset: they wait in memory.",
+    )
+    journal_buffer_max: int = Field(
+        default=100_000,
+        ge=0,
+        description="Most hits one server process keeps in memory while neither the journal "
+        "nor the spool can take them; beyond it hits are lost (counted, logged, /readyz).",
+    )
     ingest_interval_seconds: float = Field(
         default=0.5, gt=0, description="How often the ingest worker polls the journal."
     )
@@ -135,6 +147,22 @@ class Settings(BaseSettings):
         description="Optional MaxMind-format city database (.mmdb) for country and city.",
     )
     log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
+    # --- query bounds (issue #10) -----------------------------------------------------
+    query_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Longest a FetchXML query or saved view may run (Web API, REST, "
+        "`views run`) before it is stopped with a clear error; on PostgreSQL also every "
+        "statement of the web server, so a locked or frozen database answers 503 in time.",
+    )
+    max_queries_per_user: int = Field(
+        default=3,
+        ge=1,
+        le=64,
+        description="Most FetchXML queries one user may run at once over the Web API and "
+        "REST, across all server processes on the host; more are refused with HTTP 429.",
+    )
     # --- lead scores (issue #5) -------------------------------------------------------
     score_open: float = Field(default=1.0, ge=0, description="Points for a human open.")
     score_click: float = Field(default=5.0, ge=0, description="Points for a human click.")

@@ -9,6 +9,11 @@ named by the key id (so keys rotate: sign with the newest, verify with any liste
 Click tokens carry their destination URL inside the signed bytes, so the tracker
 redirects without a database read and keeps working while the database is down, and
 nobody can change the URL or the delivery without breaking the tag.
+
+One token, one spelling: `verify` accepts only the exact text `sign` writes (the
+base64url alphabet, no padding, zero unused bits in the last character). A lenient
+decoder would let the same signed bytes arrive under many spellings, and anything keyed
+on the token text (a cache, a log search, a deduplication) would see different tokens.
 """
 
 from __future__ import annotations
@@ -57,6 +62,28 @@ def _read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     raise TokenError("truncated or oversized number in token")
 
 
+def _encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _decode(token: str) -> bytes:
+    """The bytes of a token in its one canonical spelling, else TokenError.
+
+    Python's decoder skips characters outside the alphabet, accepts "+" and "/" beside
+    "-" and "_", and ignores the unused low bits of the last character; so the token is
+    decoded, encoded again, and must come back the same text. The token is public (it
+    is in the URL), so comparing its text leaks nothing; the tag is compared in constant
+    time in `verify`.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(token.encode("ascii") + b"=" * (-len(token) % 4))
+    except (binascii.Error, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise TokenError("token is not base64url") from exc
+    if _encode(raw) != token:
+        raise TokenError("token is not in canonical base64url")
+    return raw
+
+
 class Signer:
     """Signs and verifies tokens with a keyring of `{key id: secret}`.
 
@@ -94,17 +121,13 @@ class Signer:
                 raise ValueError("click token needs a url")
             parts.append(url.encode("utf-8"))
         body = b"".join(parts)
-        raw = body + self._tag(self._current, body)
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+        return _encode(body + self._tag(self._current, body))
 
     def verify(self, token: str, expect: TokenKind | None = None) -> TokenClaims:
         """Decode and check a token; raise TokenError on anything wrong."""
         if not token or len(token) > MAX_TOKEN_CHARS:
             raise TokenError("token missing or too long")
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        except (binascii.Error, ValueError) as exc:
-            raise TokenError("token is not base64url") from exc
+        raw = _decode(token)
         if len(raw) < _MIN_BYTES:
             raise TokenError("token too short")
         body, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]

@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 from .errors import InputError, NotFoundError
 from .fetchxml import Caller, parse
 from .store import fetch
+from .store.bounds import QueryBound
 from .store.fetch import FetchResult
 
 SHIPPED = Path(__file__).parent / "data" / "views"
@@ -116,6 +117,14 @@ def remove(data_dir: Path, slug: str) -> None:
     (user_dir(data_dir) / f"{view.slug}.xml").unlink()
 
 
-def run(conn: Connection, view: View, caller: Caller, now: datetime | None = None) -> FetchResult:
-    """One page of the view's rows, as `caller` may see them."""
-    return fetch.execute(conn, view.fetchxml, caller, now=now)
+def run(
+    conn: Connection,
+    view: View,
+    caller: Caller,
+    now: datetime | None = None,
+    *,
+    bound: QueryBound | None = None,
+) -> FetchResult:
+    """One page of the view's rows, as `caller` may see them, stopped by `bound` (a view
+    is a FetchXML query like any other: a user's own can be as costly as they like)."""
+    return fetch.execute(conn, view.fetchxml, caller, now=now, bound=bound)

@@ -855,36 +855,19 @@ def test_auth_failure_limit_is_shared_by_relay_processes(
     finally:
         first.stop()
         second.stop()
-    # ... and across a restart.
+    # ... and across a restart; only that login from that address (see tests/mail/test_auth.py).
     third = Relay(settings, engine, clock).start()
     try:
         with connect(third, settings.relay_tls_cert) as client:
-            client.user, client.password = "admin@northwind.test", keys["admin@northwind.test"]
+            client.user, client.password = REP, keys[REP]
             with pytest.raises(smtplib.SMTPAuthenticationError) as limited:
-                client.auth("PLAIN", client.auth_plain)  # same client address: still limited
+                client.auth("PLAIN", client.auth_plain)  # same login and address: still limited
             assert limited.value.smtp_code == 454
+        admin = "admin@northwind.test"
+        with connect(third, settings.relay_tls_cert, keys[admin], admin):
+            pass  # another login from the same address is not
     finally:
         third.stop()
-
-
-def test_failure_limiter_file_expires_and_survives_garbage(tmp_path: Path) -> None:
-    from mailsignal.mail.auth import FailureLimiter
-
-    now = [1000.0]
-    path = tmp_path / "failures.json"
-    a = FailureLimiter(limit=2, window=60, clock=lambda: now[0], path=path)
-    b = FailureLimiter(limit=2, window=60, clock=lambda: now[0], path=path)
-    a.failed("10.0.0.1", "rep@x.test")
-    assert not b.blocked("10.0.0.1")
-    b.failed("10.0.0.1", "")
-    assert a.blocked("10.0.0.1") and not a.blocked("10.0.0.2", "other@x.test")
-    now[0] += 61
-    assert not a.blocked("10.0.0.1", "rep@x.test")
-    path.write_bytes(b"{not json")
-    assert not a.blocked("10.0.0.1")  # unreadable counts as empty, never as an error
-    a.failed("10.0.0.9")
-    a.failed("10.0.0.9")
-    assert b.blocked("10.0.0.9")  # counting starts again in a rewritten file
 
 
 # --- several relay processes -------------------------------------------------------------
@@ -974,3 +957,106 @@ def test_recipient_lookup_is_an_index_search(engine: Engine) -> None:
             sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
             plan = " ".join(str(r[0]) for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
     assert "ix_contact_emailaddress1_lower" in plan, plan
+
+
+# --- hostile input: a permanent refusal, nothing recorded (#10) ------------------------------
+
+
+def _nested(depth: int) -> bytes:
+    """A message whose body sits `depth` multiparts deep."""
+    head = f"From: {REP}\r\nTo: {BUYER}\r\nSubject: deep\r\nMIME-Version: 1.0\r\n"
+    opened = "".join(
+        f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' for i in range(depth)
+    )
+    closed = "".join(f"--b{i}--\r\n" for i in reversed(range(depth)))
+    body = "Content-Type: text/html\r\n\r\n<a href='https://northwind.test/x'>x</a>\r\n"
+    return (head + opened + body + closed).encode()
+
+
+def test_mime_nested_too_deep_is_a_permanent_554(relay: Relay, world: Any, engine: Engine) -> None:
+    from mailsignal.instrument import MAX_DEPTH
+
+    settings, upstream, keys = world
+    with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+        for depth in (2000, MAX_DEPTH + 1):
+            client.mail(REP)
+            client.rcpt(BUYER)
+            code, text = client.data(_nested(depth))
+            assert (code, text[:5]) == (554, b"5.6.0"), text  # not 451: a retry fails again
+            assert b"nest more than 100 levels" in text
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(email)).scalar() == 0
+            assert conn.execute(select(func.count()).select_from(emaildelivery)).scalar() == 0
+        assert client.sendmail(REP, [BUYER], _nested(MAX_DEPTH)) == {}
+    relay.settle()
+    assert len(upstream.to(BUYER)) == 1 and tracked_urls(upstream.to(BUYER)[0].decode())
+
+
+def test_junk_headers_and_links_are_stored_or_refused_alike_on_both_backends(
+    relay: Relay, world: Any, engine: Engine
+) -> None:
+    """A NUL or raw 8-bit bytes in Subject and a link, a NUL in a Message-ID: SQLite kept
+    them, PostgreSQL refused them with a 451 (a DataError), so clients retried forever."""
+    settings, upstream, keys = world
+    junk = (
+        f"From: {REP}\r\nTo: {BUYER}\r\nSubject: caf\xe9 \x00 x\r\n"
+        "Message-ID: <junk-1@northwind.test>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n"
+        "<a href='https://northwind.test/\x00a'>t\x00x</a> <a href='HTTPS://Northwind.test/Up'>u</a>"
+        "\r\n"
+    ).encode("latin-1")
+    with connect(relay, settings.relay_tls_cert, keys[REP]) as client:
+        assert client.sendmail(REP, [BUYER], junk) == {}
+        client.mail(REP)
+        client.rcpt(BUYER)
+        code, text = client.data(junk.replace(b"<junk-1@", b"<junk\x00-2@"))
+        assert (code, text[:5]) == (554, b"5.6.0"), text
+    relay.settle()
+    with engine.connect() as conn:
+        [row] = conn.execute(select(email)).mappings().all()
+        from mailsignal.store.schema import trackedlink
+
+        urls = conn.execute(select(trackedlink.c.url)).scalars().all()
+    assert row["subject"] == "caf\ufffd \ufffd x"
+    assert urls == ["https://Northwind.test/Up"]  # the NUL link is left as it was, untracked
+    [copy] = upstream.to(BUYER)
+    assert b"https://northwind.test/\x00a" in copy
+
+
+def test_hostile_mime_is_queued_or_refused_for_good(
+    relay: Relay, world: Any, engine: Engine
+) -> None:
+    """Hypothesis over the MIME strategies (tests/instrument/mime_strategies.py): every
+    message is accepted (250) or refused with a 5xx, never a 451 that has the client retry
+    the same bytes forever, and a refused one leaves no row behind."""
+    from hypothesis import HealthCheck, given, settings
+
+    from instrument.mime_strategies import messages  # type: ignore[import-not-found]
+
+    settings_, _upstream, keys = world
+
+    def counts() -> tuple[int, int]:
+        with engine.connect() as conn:
+            return (
+                conn.execute(select(func.count()).select_from(email)).scalar_one(),
+                conn.execute(select(func.count()).select_from(emaildelivery)).scalar_one(),
+            )
+
+    @settings(
+        max_examples=50,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(raw=messages)
+    def send(raw: bytes) -> None:
+        before = counts()
+        with connect(relay, settings_.relay_tls_cert, keys[REP]) as client:
+            client.mail(REP)
+            client.rcpt(BUYER)
+            code, text = client.data(raw)
+        assert code == 250 or 500 <= code < 600, (code, text)
+        if code != 250:
+            assert counts() == before, text
+
+    send()

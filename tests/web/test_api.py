@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from email import message_from_string, policy
 from pathlib import Path
@@ -251,3 +252,138 @@ def test_openapi_published(client: TestClient) -> None:
         "/api/v1/emails/{activityid}/events",
     } <= set(spec["paths"])
     assert client.get("/healthz").json()["status"] == "ok"
+
+
+# --- hostile input: a clear 4xx naming the field, nothing stored (#10) ------------------------
+
+
+def _post(client: TestClient, keys: dict[str, str], **fields: Any) -> Any:
+    """`_create`, the body escaped to ASCII JSON, as a client sends a lone surrogate."""
+    payload = {
+        "sender": "rep@northwind.test",
+        "recipients": ["dana@contoso.test"],
+        "subject": "Pricing",
+        "html": HTML,
+        **fields,
+    }
+    headers = {**_auth(keys), "content-type": "application/json"}
+    return client.post("/api/v1/emails", content=json.dumps(payload), headers=headers)
+
+
+def _rows(engine: Engine) -> tuple[int, ...]:
+    from sqlalchemy import func, select
+
+    from mailsignal.store.schema import email, emaildelivery, trackedlink
+
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in (email, emaildelivery, trackedlink)
+        )
+
+
+def _nested(depth: int) -> str:
+    opened = "".join(
+        f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n' for i in range(depth)
+    )
+    closed = "".join(f"--b{i}--\n" for i in reversed(range(depth)))
+    return (
+        "From: rep@northwind.test\nTo: dana@contoso.test\nSubject: deep\nMIME-Version: 1.0\n"
+        + opened
+        + "Content-Type: text/html\n\n<a href='https://example.com/x'>x</a>\n"
+        + closed
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "needle"),
+    [
+        ({"subject": "Hi\r\nBcc: spy@evil.test"}, "invalid_input", "subject: must be one line"),
+        ({"subject": "Hi\nBcc: spy@evil.test"}, "invalid_input", "subject: must be one line"),
+        ({"subject": "Hi\u2028there"}, "invalid_input", "subject: must be one line"),
+        (
+            {"recipients": ["dana@contoso.test\r\nBcc: spy@evil.test"]},
+            "invalid_input",
+            "recipients: must be one line",
+        ),
+        ({"recipients": ["dana\x00@contoso.test"]}, "invalid_input", "recipients:"),
+        ({"recipients": ["a" * 400 + "@contoso.test"]}, "invalid_input", "not an email address"),
+        (
+            {"message_id": "<a@b>\r\nBcc: spy@evil.test"},
+            "invalid_input",
+            "message_id: must be one line",
+        ),
+        ({"message_id": "<" + "a" * 1000 + "@b>"}, "invalid_input", "at most 998"),
+        ({"sent_at": "0001-01-01T00:00:00+05:00"}, "invalid_input", "outside the accepted range"),
+        ({"sent_at": "0001-01-01T00:00:00Z"}, "invalid_input", "1970-01-01 to 2100-01-01"),
+        ({"sent_at": "9999-12-31T23:59:59-05:00"}, "invalid_input", "outside the accepted range"),
+        ({"sent_at": "9999-12-31T23:59:59Z"}, "invalid_input", "outside the accepted range"),
+        ({"html": "<p>\ud800</p>"}, "invalid_input", "html: not Unicode text"),
+        ({"html": None, "text": "x\ud800"}, "invalid_input", "text: not Unicode text"),
+        ({"html": "<p>a\x00b</p>"}, "invalid_input", "html: contains a NUL"),
+        ({"html": None, "recipients": [], "mime": _nested(2000)}, "invalid_mime", "nest more"),
+        ({"html": None, "recipients": [], "mime": "Subject: x\n\n\ud800"}, "invalid_mime", ""),
+    ],
+)
+def test_hostile_fields_are_a_400_and_store_nothing(
+    client: TestClient, keys: dict[str, str], engine: Engine, fields: Any, code: str, needle: str
+) -> None:
+    """Each of these was a 500 (a ValueError from the email package, a UnicodeEncodeError,
+    a RecursionError, or on PostgreSQL a DataError) after part of the email was written."""
+    before = _rows(engine)
+    r = _post(client, keys, **fields)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == code and needle in r.json()["error"]["message"]
+    assert _rows(engine) == before
+
+
+def test_mime_nesting_up_to_the_bound_is_tracked(client: TestClient, keys: dict[str, str]) -> None:
+    from mailsignal.instrument import MAX_DEPTH
+
+    r = _create(client, keys, html=None, recipients=[], mime=_nested(MAX_DEPTH))
+    assert r.status_code == 201, r.text
+    assert tracked_urls(r.json()["deliveries"][0]["mime"])
+    r = _create(client, keys, html=None, recipients=[], mime=_nested(MAX_DEPTH + 1))
+    assert r.status_code == 400 and r.json()["error"]["max_depth"] == MAX_DEPTH
+
+
+def test_junk_in_a_whole_message_is_stored_alike_on_both_backends(
+    client: TestClient, keys: dict[str, str], engine: Engine
+) -> None:
+    """NUL and undecodable bytes in the subject and a link's text are labels: stored with
+    U+FFFD, on PostgreSQL as on SQLite; a link with a NUL is not one: left untracked."""
+    from sqlalchemy import select
+
+    from mailsignal.store.schema import email, trackedlink
+
+    mime = (
+        "From: rep@northwind.test\nTo: dana@contoso.test\nSubject: caf\udce9 \x00 x\n"
+        "MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n"
+        "<a href='https://example.com/\x00a'>a</a> <a href='https://example.com/b'>b\x01\x00c</a>\n"
+    )
+    r = _post(client, keys, html=None, recipients=[], mime=mime)
+    assert r.status_code == 201, r.text
+    with engine.connect() as conn:
+        assert conn.execute(select(email.c.subject)).scalar_one() == "caf\ufffd \ufffd x"
+        links = conn.execute(select(trackedlink.c.url, trackedlink.c.text)).all()
+    assert [tuple(link) for link in links] == [("https://example.com/b", "bc")]
+
+
+def test_upper_case_scheme_is_rewritten_and_its_click_redirects(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """`HTTPS://Example.com/x` was rewritten but its click answered "expired": the token
+    carried the scheme as written, the tracker redirects only http(s) in lower case."""
+    html = (
+        '<p><a href="HTTPS://Example.com/x?Q=1">upper</a> <a href="Http://example.com/y">y</a></p>'
+    )
+    r = _create(client, keys, html=html)
+    assert r.status_code == 201, r.text
+    clicks = [u for u in tracked_urls(r.json()["deliveries"][0]["mime"]) if "/c/" in u]
+    assert len(clicks) == 2
+    targets = []
+    for url in clicks:
+        got = client.get(url.removeprefix("http://track.test"), headers={"user-agent": CHROME})
+        assert got.status_code == 302, got.text
+        targets.append(got.headers["location"])
+    assert targets == ["https://Example.com/x?Q=1", "http://example.com/y"]

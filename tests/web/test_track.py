@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,15 +147,51 @@ def test_forwarded_for_believed_from_trusted_proxy(tmp_path: Path) -> None:
     app.journal.close()
 
 
-def test_journal_failure_still_answers(app: Tracker) -> None:
-    async def broken(row: object) -> bool:
-        return False
-
-    app.journal.append = broken  # type: ignore[method-assign]
-    token = app.signer.sign(TokenKind.CLICK, 1, 1, "https://example.com/")
+def test_a_journal_that_cannot_be_written_still_answers(app: Tracker) -> None:
+    """A full journal (SQLite's real SQLITE_FULL, forced by capping its size): the pixel
+    and the click answer as always; the hits wait in memory and go in once it has room."""
+    conn = app.journal._conn
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+    click = app.signer.sign(TokenKind.CLICK, 1, 1, "https://example.com/")
+    big = {"accept": "x" * 6000}  # a row bigger than a page: it needs pages the cap refuses
     with TestClient(app, follow_redirects=False) as client:
-        assert client.get(f"/c/{token}").status_code == 302
-        assert client.get(f"/o/{app.signer.sign(TokenKind.OPEN, 1)}.gif").content == GIF
+        assert client.get(f"/c/{click}", headers=big).status_code == 302
+        pixel = client.get(f"/o/{app.signer.sign(TokenKind.OPEN, 1)}.gif", headers=big)
+        assert pixel.content == GIF
+        assert app.journal.health().buffered == 2 and _rows(app) == []
+        conn.execute("PRAGMA max_page_count = 1073741823")
+        deadline = time.monotonic() + 15
+        while app.journal.health().buffered and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [r[0] for r in _rows(app)] == [int(TokenKind.CLICK), int(TokenKind.OPEN)]
+
+
+def test_an_upper_case_scheme_still_redirects(app: Tracker) -> None:
+    """Mail already sent carries links rewritten from `HTTPS://...` (issue 10, item 6)."""
+    with TestClient(app, follow_redirects=False) as client:
+        for url in ("HTTPS://Example.com/x", "Http://example.com/y"):
+            r = client.get(f"/c/{app.signer.sign(TokenKind.CLICK, 3, 9, url)}")
+            assert (r.status_code, r.headers["location"]) == (302, url)
+        r = client.get(f"/c/{app.signer.sign(TokenKind.CLICK, 3, 9, 'JavaScript:alert(1)')}")
+        assert r.status_code == 404 and "location" not in r.headers
+    assert len(_rows(app)) == 2
+
+
+def test_the_trackers_pages_carry_security_headers(app: Tracker) -> None:
+    with TestClient(app, follow_redirects=False) as client:
+        pages = [
+            client.get("/c/not-a-token"),
+            client.get(f"/c/{app.signer.sign(TokenKind.HONEYPOT, 4, 11)}"),
+            client.get(f"/a/{app.signer.sign(TokenKind.ATTACHMENT, 4, 5)}"),
+        ]
+    assert [p.status_code for p in pages] == [404, 200, 410]
+    for page in pages:
+        assert page.headers["content-type"].startswith("text/html")
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert "default-src 'none'" in page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 
 def test_the_urls_outgoing_writes_are_answered_as_their_kind(app: Tracker) -> None:

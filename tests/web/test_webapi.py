@@ -268,6 +268,57 @@ def test_errors_are_dataverse_shaped(
 
 
 @pytest.mark.parametrize(
+    "key",
+    [
+        "------------------------------------",  # 36 characters of the old route pattern
+        "0-0000000000000000000000000000000-00",  # 32 hex digits, dashes out of place
+        "{00000000-0000-0000-0000-000000000000}",
+        "not-a-guid",
+        "",
+    ],
+)
+def test_a_key_that_is_not_a_guid_is_a_syntax_error(
+    client: TestClient, world: dict[str, Any], key: str
+) -> None:
+    """Dataverse answers 400 0x80060888 to any key that is not a GUID (issue #10: it was
+    a 500 when the text matched the route's pattern)."""
+    for method in ("GET", "PATCH"):
+        r = client.request(
+            method, f"{BASE}/contacts({key})", json={"fullname": "x"}, headers=_h(world)
+        )
+        assert r.status_code == 400, (method, r.text)
+        error = r.json()["error"]
+        assert (error["code"], error["message"]) == (
+            "0x80060888",
+            "Bad Request - Error in query syntax.",
+        )
+    r = client.get(f"{BASE}/nosuchset({key})", headers=_h(world))
+    assert r.status_code == 404  # an unknown entity set is still named as such
+
+
+def test_an_unknown_stored_time_zone_does_not_break_queries(
+    client: TestClient, world: dict[str, Any], engine: Engine
+) -> None:
+    """A zone stored before names were checked (or by hand) counts as UTC."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(usersettings)
+            .where(usersettings.c.systemuserid == world["rep"])
+            .values(timezonename="Mars/Olympus_Mons")
+        )
+    headers = _h(world, prefer='odata.include-annotations="*"')
+    r = client.get(f"{BASE}/emails", params={"fetchXml": ENGAGED_THIS_WEEK}, headers=headers)
+    assert r.status_code == 200, r.text
+    [row] = r.json()["value"]
+    when = datetime.fromisoformat(row["lastopenedtime"].replace("Z", "+00:00"))
+    assert row["lastopenedtime@OData.Community.Display.V1.FormattedValue"] == when.strftime(
+        "%m/%d/%Y %I:%M %p"
+    )
+    r = client.get(f"{BASE}/emails({world['ids']['hot']})", headers=_h(world))
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
     ("body", "code"),
     [
         ({"nosuchcolumn": 1}, "0x80041103"),

@@ -56,30 +56,50 @@ def emails_instrument(
     """Track an .eml file: write one instrumented .eml per recipient into --out."""
     if not file.is_file():
         raise InputError(f"{file}: no such file")
-    msg = instrument.parse_message(file.read_bytes())
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{file}: cannot read ({exc.strerror})") from exc
+    msg = instrument.parse_message(raw)
     sender = sender or parseaddr(str(msg.get("From", "")))[1]
     if not sender:
         raise InputError(f"{file}: no From address; pass --sender")
     recipients = outgoing.recipients_of(msg)
     if not recipients:
         raise InputError(f"{file}: no To or Cc recipients")
+    # Before anything is stored: an email recorded without its copies could not be sent.
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out_dir}: cannot create the folder ({exc.strerror})") from exc
     settings = common.settings()
     service = outgoing.Outgoing.from_settings(settings, common.signer(settings))
+    written: list[Path] = []
+    table = Table("recipient", "tracked", "why not", "file")
+    # The copies are written inside the transaction: if one cannot be, none is kept and
+    # the email is not recorded.
     with common.engine(settings).begin() as conn:
         result = service.track(
             conn, msg, sender=sender, recipients=recipients, sent_at=common.aware(sent_at)
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table = Table("recipient", "tracked", "why not", "file")
-    for copy in result.copies:
-        path = out_dir / f"{result.activity_id}-{copy.delivery_id}.eml"
-        path.write_bytes(copy.message.as_bytes())
-        table.add_row(
-            copy.recipient,
-            "yes" if copy.decision.tracked else "no",
-            ", ".join(copy.decision.reasons),
-            str(path),
-        )
+        try:
+            for copy in result.copies:
+                path = out_dir / f"{result.activity_id}-{copy.delivery_id}.eml"
+                written.append(path)
+                path.write_bytes(copy.message.as_bytes())
+                table.add_row(
+                    copy.recipient,
+                    "yes" if copy.decision.tracked else "no",
+                    ", ".join(copy.decision.reasons),
+                    str(path),
+                )
+        except OSError as exc:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise InputError(
+                f"--out {out_dir}: cannot write {written[-1].name} ({exc.strerror}); "
+                "nothing was recorded"
+            ) from exc
     out.print(f"email {result.activity_id} ({result.message_id})")
     out.print(table)
 
@@ -105,7 +125,9 @@ def emails_show(
 
 
 @emails_app.command("list")
-def emails_list(limit: Annotated[int, typer.Option(help="How many.")] = 20) -> None:
+def emails_list(
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="How many.")] = 20,
+) -> None:
     """List the most recent emails with raw and human counts."""
     settings = common.settings()
     with common.engine(settings).connect() as conn:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
 
@@ -36,6 +36,14 @@ def _print_summary(summary: Any, what: str) -> None:
         err.print(f"... and {len(summary.errors) - 50} more bad lines")
 
 
+def _output(path: Path, mode: str) -> IO[str]:
+    """`path` opened for writing text, or the reason it cannot be as a CLI error."""
+    try:
+        return path.open(mode, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise InputError(f"--out {path}: cannot write ({exc.strerror})") from exc
+
+
 @import_app.command("emails")
 def import_emails(
     file: Annotated[Path, typer.Argument(help="JSONL: one outgoing email per line.")],
@@ -49,10 +57,16 @@ def import_emails(
     settings = common.settings()
     engine, signer = common.engine(settings), common.signer(settings)
     bar, task = common.progress_bar(file.stat().st_size if file.is_file() else 0, "emails")
-    with common.open_input(file) as lines, out_file.open("a", encoding="utf-8") as out_fh, bar:
-        summary = run(
-            engine, signer, settings, lines, out_fh, progress=lambda n: bar.advance(task, n)
-        )
+    with common.open_input(file) as lines, _output(out_file, "a") as out_fh, bar:
+        try:
+            summary = run(
+                engine, signer, settings, lines, out_fh, progress=lambda n: bar.advance(task, n)
+            )
+        except OSError as exc:  # the copies could not be written: history rolled it back
+            raise InputError(
+                f"--out {out_file}: cannot write ({exc.strerror}); the import stopped at the "
+                "email whose copies could not be written, which was not stored"
+            ) from exc
     _print_summary(summary, f"emails from {file}")
     out.print(f"copies written to {out_file}")
 
@@ -139,6 +153,6 @@ def export_events(
     if out_file is None:
         run(common.engine(settings), sys.stdout, fmt, when)
         return
-    with out_file.open("w", encoding="utf-8", newline="") as fh:
+    with _output(out_file, "w") as fh:
         count = run(common.engine(settings), fh, fmt, when)
     err.print(f"{count} events written to {out_file}")

@@ -95,7 +95,8 @@ def score(
 
 @report_app.command("noise")
 def report_noise(
-    days: Annotated[int, typer.Option(help="Look back this many days.")] = 30,
+    # A negative look-back is a future window; past a century the date underflows.
+    days: Annotated[int, typer.Option(min=1, max=36500, help="Look back this many days.")] = 30,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """Emails flagged as scanner noise (raw opens above noise_open_threshold)."""

@@ -14,7 +14,13 @@ from ..settings import create_secret, load_settings
 from ..store import users
 from ..store.db import make_engine, migrate
 from . import common
-from .common import out
+from .common import err, out
+
+# How long a stopping server waits for its workers' requests before killing the workers:
+# a request still running then (a query stuck in a thread) must not hold up the stop.
+# Killed workers' hits are safe (journaled before they were answered), and PostgreSQL
+# drops their queries (store/db.py: client_connection_check_interval, statement_timeout).
+STOP_GRACE_SECONDS = 2
 
 
 def version() -> None:
@@ -23,9 +29,15 @@ def version() -> None:
 
 
 def init() -> None:
-    """Create the data directory, the signing key (0600), the schema and the organization."""
+    """Create the data directory (0700), signing key (0600), schema and organization."""
     settings = common.settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = settings.data_dir.stat().st_mode & 0o777
+    if mode & 0o077:
+        err.print(
+            f"warning: {settings.data_dir} is open to other users (mode {mode:o}); "
+            f"`chmod 700 {settings.data_dir}` keeps the database and journal private"
+        )
     created = create_secret(settings.secret_file)
     engine = make_engine(settings.db_url)
     migrate(engine)
@@ -73,6 +85,7 @@ def serve(
             workers=workers or settings.workers,
             loop="uvloop",  # type: ignore[arg-type]
             log_level=settings.log_level,  # type: ignore[arg-type]
+            workers_kill_timeout=STOP_GRACE_SECONDS,
         ).serve()
     finally:
         if worker is not None:

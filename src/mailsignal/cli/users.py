@@ -1,18 +1,41 @@
-"""`users` (reps and admins), `org` (the tracking switch) and `keys` (the signing keyring)."""
+"""`users` (reps and admins, their API keys, disabling), `org` (the tracking switch) and
+`keys` (the signing keyring)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
+from ..errors import InputError, NotFoundError
 from ..settings import rotate_secret
 from ..store import users as store_users
+from ..store.db import writing
 from . import common
 from .common import out
 
+
+class _KeyGroup(TyperGroup):
+    """`users key EMAIL` creates a key, as it did before `key` had subcommands (scripts
+    and docs use it): arguments that do not start with a subcommand go to `create`."""
+
+    # `Any`: the context's class lives in typer's private copy of click.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["create", *args]
+        return super().parse_args(ctx, args)
+
+
 users_app = typer.Typer(no_args_is_help=True, help="Reps and admins (systemuser).")
+key_app = typer.Typer(
+    cls=_KeyGroup,
+    no_args_is_help=True,
+    help="A user's API keys: create (the default: `users key EMAIL`), list, revoke.",
+)
+users_app.add_typer(key_app, name="key")
 org_app = typer.Typer(no_args_is_help=True, help="The organization and its tracking switch.")
 keys_app = typer.Typer(no_args_is_help=True, help="The token signing keyring.")
 
@@ -48,17 +71,18 @@ def users_add(
 
 @users_app.command("list")
 def users_list() -> None:
-    """List users with role and opt-in."""
+    """List users with role, opt-in and whether they are disabled."""
     settings = common.settings()
     with common.engine(settings).connect() as conn:
         rows = store_users.list_all(conn)
-    table = Table("address", "name", "role", "opt-in", "id")
+    table = Table("address", "name", "role", "opt-in", "status", "id")
     for r in rows:
         table.add_row(
             r["internalemailaddress"],
             r["fullname"],
             r["accessrole"],
             "yes" if r["emailengagementoptin"] else "no",
+            "disabled" if r["isdisabled"] else "enabled",
             str(r["systemuserid"]),
         )
     out.print(table)
@@ -77,15 +101,106 @@ def users_opt_in(
     out.print(f"{address}: opt-in {'off' if off else 'on'}")
 
 
-@users_app.command("key")
-def users_key(address: str, name: Annotated[str, typer.Option(help="Label.")] = "cli") -> None:
-    """Create an API key for a user and print it once (only its hash is stored)."""
+Address = Annotated[str, typer.Argument(help="The user's email address.")]
+
+
+def _set_disabled(address: str, disabled: bool) -> None:
+    settings = common.settings()
+    with writing(common.engine(settings)) as conn:
+        user = common.require_user(conn, address)
+        store_users.set_disabled(conn, user["systemuserid"], disabled)
+
+
+@users_app.command("disable")
+def users_disable(address: Address) -> None:
+    """Disable a user: their API keys, relay logins and sessions stop working at once.
+
+    Their keys are kept (and work again on `users enable`); the last enabled admin
+    cannot be disabled.
+    """
+    _set_disabled(address, True)
+    out.print(f"{address}: disabled; their API keys and relay logins no longer work")
+
+
+@users_app.command("enable")
+def users_enable(address: Address) -> None:
+    """Enable a disabled user again (their keys that were not revoked work again)."""
+    _set_disabled(address, False)
+    out.print(f"{address}: enabled")
+
+
+@key_app.command("create")
+def key_create(address: Address, name: Annotated[str, typer.Option(help="Label.")] = "cli") -> None:
+    """Create an API key for a user and print it once (only its hash is stored).
+
+    `mailsignal users key EMAIL` is short for this.
+    """
     settings = common.settings()
     with common.engine(settings).begin() as conn:
         key = store_users.create_api_key(
             conn, common.require_user(conn, address)["systemuserid"], name
         )
     out.print(key)
+
+
+def _when(moment: datetime | None, never: str = "-") -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else never
+
+
+@key_app.command("list")
+def key_list(address: Address) -> None:
+    """List a user's API keys: prefix, name, created, last used, revoked.
+
+    "Last used" is recorded to within five minutes. The keys themselves are not stored,
+    so they are never shown.
+    """
+    settings = common.settings()
+    with common.engine(settings).connect() as conn:
+        keys = store_users.list_api_keys(conn, common.require_user(conn, address)["systemuserid"])
+    table = Table("prefix", "name", "created", "last used", "revoked")
+    for k in keys:
+        table.add_row(
+            k["prefix"],
+            k["name"],
+            _when(k["createdon"]),
+            _when(k["lastusedon"], "never"),
+            _when(k["revokedon"]),
+        )
+    out.print(table if keys else f"{address} has no API keys")
+
+
+@key_app.command("revoke")
+def key_revoke(
+    prefix: Annotated[
+        str | None,
+        typer.Argument(help="The key's prefix (as `users key list` shows it), or the whole key."),
+    ] = None,
+    all_of: Annotated[
+        str | None,
+        typer.Option("--all", metavar="EMAIL", help="Revoke every key of this user instead."),
+    ] = None,
+) -> None:
+    """Revoke an API key, or all of a user's: it stops working at once.
+
+    For the REST API, the Web API and relay logins alike, and for relay sessions that
+    logged in with it before.
+    """
+    if (prefix is None) == (all_of is None):
+        raise InputError("give a key prefix or --all EMAIL (one of them)")
+    settings = common.settings()
+    with common.engine(settings).begin() as conn:
+        if all_of is not None:
+            count = store_users.revoke_all_api_keys(
+                conn, common.require_user(conn, all_of)["systemuserid"]
+            )
+            out.print(f"{all_of}: revoked {count} key{'' if count == 1 else 's'}")
+            return
+        assert prefix is not None
+        prefix = store_users.key_prefix(prefix) if prefix.startswith("msk_") else prefix
+        if store_users.api_key_owner(conn, prefix) is None:
+            raise NotFoundError(f"no API key with prefix {prefix}: see `users key list EMAIL`")
+        revoked = store_users.revoke_api_keys(conn, [prefix])
+    out.print(f"key {prefix}: {'revoked' if revoked else 'was already revoked'}")
 
 
 @org_app.command("set")

@@ -51,11 +51,12 @@ def views_run(
         ),
     ] = None,
 ) -> None:
-    """Run a saved view and print its rows."""
+    """Run a saved view and print its rows (stopped after query_timeout_seconds)."""
     import csv
 
     from .. import views
     from ..fetchxml import Caller
+    from ..store.bounds import QueryBound
     from ..store.fetch import load_caller
 
     if fmt not in ("table", "json", "csv"):
@@ -67,7 +68,7 @@ def views_run(
             caller = load_caller(conn, common.require_user(conn, as_user)["systemuserid"])
         else:
             caller = Caller(uuid.UUID(int=0), is_admin=True)
-        result = views.run(conn, view, caller)
+        result = views.run(conn, view, caller, bound=QueryBound(settings.query_timeout_seconds))
     if fmt == "json":
         for row in result.rows:
             sys.stdout.write(

@@ -34,6 +34,7 @@ ORDER_ALIAS_IN_NORMAL_QUERY = "0x80041132"
 ORDER_ALIAS_NOT_FOUND = "0x80041134"
 TOO_MANY_CONDITIONS = "0x8004430C"  # TooManyConditionsInQuery
 TOO_MANY_LINKS = "0x8004430D"
+SQL_TIMEOUT = "0x80044151"  # SqlTimeoutError: the query ran past query_timeout_seconds
 
 # Limits (docs/fetchxml.md "Limits").
 MAX_INPUT_CHARS = 256 * 1024  # far above Dataverse's 32 KB URL / 64 KB $batch bodies

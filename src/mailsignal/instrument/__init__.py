@@ -11,6 +11,7 @@ into the original text: every other byte of the document is left as it was. Cond
 comments are parsed again with the same parser so their VML buttons are rewritten too.
 
     mime.py         parse a message; find, decode and re-encode its body parts
+    nesting.py      refuse a message nested too deep, before anything parses it
     html.py         find and splice the links of one HTML document; pixel, honeypot
     prepare.py      decide; scan a message once (`prepare`), render each copy
     attachments.py  replace attachments by download links
@@ -29,9 +30,11 @@ from .attachments import (
     replace_attachments,
 )
 from .mime import parse_message
+from .nesting import MAX_DEPTH
 from .prepare import Copy, LinkRef, Prepared, decide, extract_links, instrument, prepare
 
 __all__ = [
+    "MAX_DEPTH",
     "AttachmentLink",
     "AttachmentPolicy",
     "Copy",

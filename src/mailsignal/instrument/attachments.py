@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
 
-from .mime import KNOWN_CTE, codec_of, cte_of, encode_payload
+from .mime import KNOWN_CTE, cte_of, decode_part, encode_payload
 
 __all__ = [
     "AttachmentLink",
@@ -194,9 +194,10 @@ def _text_block(links: list[AttachmentLink]) -> str:
 
 
 def _append(part: Message, block: str, is_html: bool) -> None:
-    codec = codec_of(part.get_content_charset())
-    payload = part.get_payload(decode=True)
-    text = (payload if isinstance(payload, bytes) else b"").decode(codec, "surrogateescape")
+    decoded = decode_part(part)
+    if decoded is None:
+        return  # a part that cannot be changed without changing what it says
+    text, codec = decoded
     # Names the charset cannot spell become "?" rather than bytes it does not declare.
     block = block.encode(codec, "replace").decode(codec)
     ends = list(_BODY_END.finditer(text)) if is_html else []

@@ -12,6 +12,7 @@ offset to where the comment body starts in the outer document.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.entities import html5
@@ -23,6 +24,7 @@ _NOTRACK = frozenset({"data-notrack", "data-mailsignal-notrack"})
 _TEXT_MAX = 200
 _TAB_NEWLINE = {9: None, 10: None, 13: None}  # URL parsers drop these anywhere
 _URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 @dataclass(slots=True)
@@ -56,14 +58,20 @@ class HtmlScan:
     head_end: int = 0  # after <!DOCTYPE>, <html ...> or </head>: honeypot spot without <body>
 
 
-def is_trackable_url(url: str) -> bool:
-    """An absolute http(s) URL with a host that can be stored as UTF-8."""
+def trackable_url(url: str) -> str | None:
+    """`url` as it is tracked, when it is an absolute http(s) URL with a host, stored as
+    UTF-8 text: its scheme lower-cased (the one spelling the tracker redirects to, and
+    the one `HTTPS://x` and `https://x` share); None for any other URL, and for one
+    with a control character, which no browser would follow as written."""
     try:
         url.encode("utf-8")
         parts = urlsplit(url)
     except (UnicodeEncodeError, ValueError):
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.netloc or _CONTROL.search(url):
+        return None
+    return scheme + url[len(parts.scheme) :]
 
 
 def ascii_url(url: str) -> str:
@@ -180,8 +188,8 @@ class _LinkParser(HTMLParser):
         href = next((a for a in found if a.name == "href"), None)
         if href is None or href.value is None:
             return
-        url = decode_attr(href.value).strip(_WS).translate(_TAB_NEWLINE)  # as a browser does
-        if not is_trackable_url(url):
+        url = trackable_url(decode_attr(href.value).strip(_WS).translate(_TAB_NEWLINE))
+        if url is None:  # (tabs and newlines dropped, as a browser does)
             return
         if any(a.name in _NOTRACK for a in found) or any(
             a.name == "clicktracking" and (a.value or "").strip().lower() == "off" for a in found

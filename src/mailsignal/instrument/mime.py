@@ -23,6 +23,8 @@ from typing import Any
 
 from mailsignal.errors import MimeError
 
+from .nesting import check_depth
+
 KNOWN_CTE = frozenset({"7bit", "8bit", "binary", "quoted-printable", "base64"})
 MAX_LINE = 998  # RFC 5322 limit for 7bit/8bit bodies, CRLF excluded
 _BROKEN = (
@@ -74,10 +76,17 @@ _POLICY = policy.default.clone(header_factory=_MIME_HEADERS)
 
 
 def parse_message(raw: bytes | str) -> EmailMessage:
-    """Parse an RFC 5322 message; `MimeError` if it has no headers or no body to track."""
-    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
+    """Parse an RFC 5322 message; `MimeError` if it has no headers or no body to track,
+    or nests deeper than `MAX_DEPTH` (checked before parsing: the parser recurses)."""
+    try:
+        data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
+    except UnicodeEncodeError as exc:
+        raise MimeError(
+            f"not Unicode text: a lone surrogate at character {exc.start} of the message"
+        ) from exc
     if not data.strip():
         raise MimeError("empty message: expected an RFC 5322 email with headers and a body")
+    check_depth(data)
     msg = email.message_from_bytes(data, policy=_POLICY)
     names = {name.lower() for name in msg}
     if not names & _EMAIL_HEADERS:
@@ -191,12 +200,23 @@ def codec_of(charset: str | None) -> str:
     return "utf-8" if name == "ascii" else name
 
 
-def decode_part(part: Message) -> tuple[str, str]:
-    """(text, codec) of a body part's payload."""
+def decode_part(part: Message) -> tuple[str, str] | None:
+    """(text, codec) of a body part's payload; None when the text cannot be encoded back,
+    so the part cannot be changed (it is then left as it came).
+
+    `surrogateescape` carries undecodable bytes through ASCII-compatible codecs only: a
+    UTF-16 part with an odd byte count, say, does not decode, or decodes to a text that
+    does not encode again.
+    """
     codec = codec_of(part.get_content_charset())
     payload = part.get_payload(decode=True)
     data = payload if isinstance(payload, bytes) else b""
-    return data.decode(codec, "surrogateescape"), codec
+    try:
+        text = data.decode(codec, "surrogateescape")
+        text.encode(codec, "surrogateescape")
+    except UnicodeError:
+        return None
+    return text, codec
 
 
 def encode_payload(text: str, codec: str, cte: str) -> tuple[bytes, str]:

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 
 from mailsignal.model import TrackingDecision
 
-from .html import HtmlScan, ascii_url, is_trackable_url, scan_html, splice
+from .html import HtmlScan, ascii_url, scan_html, splice, trackable_url
 from .mime import (
     body_parts,
     copy_policy,
@@ -33,6 +33,7 @@ from .mime import (
 
 _TEXT_URL = re.compile(r"\bhttps?://[^\s<>\"]+", re.IGNORECASE)
 _TRAILING = ".,;:!?'\")]}*"
+_CONTROLS = dict.fromkeys([*range(0x20), 0x7F])  # str.translate: dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +119,10 @@ class Prepared:
         self.msg = msg
         bodies: list[_Body] = []
         for part, path, kind, cte in body_parts(walk(msg)):
-            text, codec = decode_part(part)
+            decoded = decode_part(part)
+            if decoded is None:
+                continue  # left exactly as it came, untracked
+            text, codec = decoded
             scan = scan_html(text) if kind == "html" else None
             bodies.append(_Body(path, text, codec, cte, scan, []))
         notrack = set[str]().union(*(b.scan.notrack for b in bodies if b.scan is not None))
@@ -248,7 +252,8 @@ def _links(bodies: list[_Body]) -> list[LinkRef]:
             )
             kind = "html" if html_first else "text"
             for url, text in pairs:
-                text = text.encode("utf-8", "replace").decode("utf-8")
+                # A label to store: no lone surrogates (undecodable bytes), no controls.
+                text = text.encode("utf-8", "replace").decode("utf-8").translate(_CONTROLS)
                 if url not in seen:
                     seen[url] = LinkRef(url, text, kind)
                 elif text and not seen[url].text:
@@ -269,8 +274,8 @@ def _text_urls(text: str, notrack: set[str]) -> Iterator[tuple[int, int, str]]:
             if last in closes:
                 closes[last] -= 1
             end -= 1
-        url = found[:end]
-        if is_trackable_url(url) and url not in notrack:
+        url = trackable_url(found[:end])
+        if url is not None and url not in notrack:
             yield match.start(), match.start() + end, url
 
 

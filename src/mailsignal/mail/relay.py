@@ -9,7 +9,8 @@ forwards from there, so a smarthost that is down costs a delay, never a message.
     535 5.7.8   wrong login or API key            454 4.7.0   too many failures / store down
     550 5.7.1   sender not allowed, unknown, off  553 5.1.3   malformed recipient address
     452 4.5.3   too many recipients               552 5.3.4   message too big (server.py)
-    554 5.6.0   MIME we cannot parse              451 4.3.0   store or spool trouble: retry
+    554 5.6.0   MIME we cannot parse or nested    451 4.3.0   store or spool trouble: retry
+                over instrument.MAX_DEPTH levels
     250 2.0.0   recorded and queued
 
 Blocking work (parsing, database, fsync) runs off the event loop, on one thread that
@@ -31,6 +32,7 @@ import asyncio
 import contextlib
 import email.errors
 import logging
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.utils import make_msgid
@@ -144,9 +146,9 @@ class RelayHandler:
 
     async def _login(self, server: SMTP, login: str, password: str) -> AuthResult:
         peer = server.session.peer if server.session else None
-        keys = (str(peer[0]) if isinstance(peer, tuple) else "", login.strip().lower())
+        who = (str(peer[0]) if isinstance(peer, tuple) else "", login.strip().lower())
         # In a thread: the limiter's counts may be in a file other processes lock.
-        if await asyncio.to_thread(self.limiter.blocked, *keys):
+        if await asyncio.to_thread(self.limiter.locked, *who):
             return AuthResult(success=False, handled=False, message=TOO_MANY_FAILURES)
         try:
             user = await asyncio.to_thread(self._verify, login, password)
@@ -154,21 +156,23 @@ class RelayHandler:
             log.exception("AUTH: store unavailable")
             return AuthResult(success=False, handled=False, message=AUTH_STORE_DOWN)
         if user is None:
-            await asyncio.to_thread(self.limiter.failed, *keys)
+            await asyncio.to_thread(self.limiter.failed, *who)
             await asyncio.sleep(self.fail_delay)
             return AuthResult(success=False, handled=False, message=BAD_CREDENTIALS)
+        await asyncio.to_thread(self.limiter.succeeded, *who)
         return AuthResult(success=True, auth_data=user)
 
     def _verify(self, login: str, password: str) -> AuthUser | None:
         try:
             address = normalise_address(login)
-            with self._write() as conn:
-                user = users.user_for_api_key(conn, password)
+            user = users.authenticate(self.engine, password)
         except (AuthError, InputError):
             return None
         if user["internalemailaddress"] != address:
             return None
-        return AuthUser(address, str(user["accessrole"]), str(user["systemuserid"]))
+        return AuthUser(
+            address, str(user["accessrole"]), str(user["systemuserid"]), users.key_prefix(password)
+        )
 
     # --- envelope -------------------------------------------------------------------------
 
@@ -177,6 +181,14 @@ class RelayHandler:
     ) -> str:
         user = session.auth_data
         assert isinstance(user, AuthUser)  # aiosmtpd answers 530 before MAIL without AUTH
+        # The session may have logged in before its user was disabled or its key revoked.
+        try:
+            await asyncio.to_thread(self._still_allowed, user)
+        except AuthError:
+            return f"550 5.7.1 {_line(user.address)} is disabled or its API key was revoked"
+        except SQLAlchemyError:
+            log.exception("MAIL: store unavailable")
+            return STORE_DOWN
         try:
             sender = normalise_address(address)
         except InputError:
@@ -190,6 +202,10 @@ class RelayHandler:
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 2.1.0 Sender OK"
+
+    def _still_allowed(self, user: AuthUser) -> None:
+        with self.engine.connect() as conn:
+            users.session_user(conn, uuid.UUID(user.user_id), user.key)
 
     def _user_exists(self, address: str) -> bool:
         with self.engine.connect() as conn:
@@ -222,6 +238,9 @@ class RelayHandler:
             return f"554 5.6.0 {_line(exc.message)}"
         except (email.errors.MessageError, UnicodeError, LookupError) as exc:
             return f"554 5.6.0 Message cannot be processed: {_line(str(exc))}"
+        except RecursionError:
+            # Sending it again would fail again: a permanent refusal, never 451 (retries).
+            return "554 5.6.0 Message structure too deeply nested"
         except (NotFoundError, InputError) as exc:
             return f"550 5.7.1 {_line(exc.message)}"
         except (SQLAlchemyError, StoreError):

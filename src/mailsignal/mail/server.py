@@ -190,7 +190,7 @@ class RelayServer:
             clock=self.clock,
             dkim=DkimSigner.from_settings(settings),
             # In a file every relay process shares (and that outlives restarts).
-            limiter=FailureLimiter(path=settings.data_dir / AUTH_FAILURES_FILE),
+            limiter=FailureLimiter(path=settings.data_dir / AUTH_FAILURES_FILE, clock=self.clock),
             fail_delay=self.auth_fail_delay,
         )
         loop = asyncio.get_running_loop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +12,12 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url
+from sqlalchemy.exc import DisconnectionError, OperationalError, SQLAlchemyError
 
 from ..engagement import half_power
 from ..errors import ConfigError, StoreError
+from .bounds import Watchdog
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -59,23 +61,95 @@ def json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for a SQLite or PostgreSQL URL with MailSignal's connection settings."""
+# Seconds to wait for PostgreSQL to accept a connection unless the URL sets
+# `connect_timeout`: a server that does not answer becomes a 503, not a hung request.
+CONNECT_TIMEOUT = 5
+# Past its statement timeout, how long a web connection may stay out before the watchdog
+# cuts it: time for the server's own timeout to arrive, and for the rest of the request.
+WATCHDOG_GRACE = 5.0
+
+
+def make_engine(url: str, *, serve_seconds: float | None = None, **kwargs: Any) -> Engine:
+    """Create an engine for a SQLite or PostgreSQL URL with MailSignal's connection settings.
+
+    Errors never carry bound parameters (`hide_parameters`): they are logged, and the
+    values are people's addresses and message ids. A new SQLite file is created 0600 (and
+    its directory 0700); its -wal and -shm files inherit the mode.
+
+    `serve_seconds` is for the web server's engine: on PostgreSQL each statement gets that
+    `statement_timeout`, a pooled connection is waited for that long at most, and a
+    connection held longer than that plus `WATCHDOG_GRACE` is cut (bounds.Watchdog), so a
+    stopped or frozen server costs a request a 503 within a bound, never a hang.
+    """
     kwargs.setdefault("json_serializer", json_dumps)
     kwargs.setdefault("json_deserializer", orjson.loads)
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = make_url(url).database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            _create_private(Path(path))
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql"):
         if "+psycopg" not in url.split("://", 1)[0]:
             url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-        kwargs.setdefault("pool_pre_ping", True)
-        return create_engine(url, **kwargs)
+        args = kwargs.setdefault("connect_args", {})
+        query = make_url(url).query
+        if "connect_timeout" not in query:
+            args.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        if serve_seconds is None:
+            kwargs.setdefault("pool_pre_ping", True)
+            engine = create_engine(url, **kwargs)
+        else:
+            options = " ".join(
+                filter(None, [str(query.get("options", "")), args.get("options", "")])
+            )
+            args["options"] = f"{options} -c statement_timeout={int(serve_seconds * 1000)}".strip()
+            kwargs.setdefault("pool_timeout", serve_seconds)
+            engine = create_engine(url, **kwargs)
+            _watch_checkouts(engine, Watchdog(serve_seconds + WATCHDOG_GRACE))
+        event.listen(engine, "connect", _pg_session)
+        return engine
     raise ConfigError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql+psycopg://")
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file and its directory for this user only (0600 / 0700); ones
+    that exist already keep the mode their owner gave them."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _pg_session(dbapi_conn: Any, _record: Any) -> None:
+    """A query keeps running after its client died until PostgreSQL next writes to it;
+    from version 14 the server checks the socket every second while it works instead,
+    so a killed server process frees its queries' CPU at once."""
+    if dbapi_conn.info.server_version >= 140000:
+        dbapi_conn.execute("SET client_connection_check_interval = 1000")
+        dbapi_conn.commit()
+
+
+def _watch_checkouts(engine: Engine, watchdog: Watchdog) -> None:
+    """Arm the watchdog while a connection is out of the pool, pinging it first under the
+    watchdog (pool_pre_ping's own ping could wait forever on a stopped server)."""
+
+    def checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        watchdog.arm(dbapi_conn)
+        try:
+            dbapi_conn.execute("SELECT 1")
+            dbapi_conn.rollback()
+        except Exception as exc:  # the pool replaces the connection with a fresh one
+            watchdog.disarm(dbapi_conn)
+            raise DisconnectionError(str(exc)) from exc
+
+    def checkin(dbapi_conn: Any, _record: Any) -> None:
+        if dbapi_conn is not None:
+            watchdog.disarm(dbapi_conn)
+
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "checkin", checkin)
 
 
 @contextlib.contextmanager
@@ -109,5 +183,14 @@ def migrate(engine: Engine) -> None:
 def is_initialised(engine: Engine) -> bool:
     try:
         return inspect(engine).has_table("alembic_version")
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot reach the database: {exc}") from exc
+
+
+def ping(engine: Engine) -> None:
+    """One cheap round trip (`SELECT 1`), for readiness checks."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot reach the database: {exc}") from exc

@@ -3,16 +3,20 @@
 The compiler (`mailsignal.fetchxml`) is pure: it turns the text into a SQLAlchemy
 `Select` over `store.catalog.CATALOG` and says what the query needs. This module is the
 part that touches the database: it installs `mailsignal_datepart` on a SQLite
-connection when date grouping asks for it, runs the page and the total count, and makes
-the paging cookie from the last row (docs/fetchxml.md).
+connection when date grouping asks for it, runs the page and the total count under the
+query's bound (bounds.py), and makes the paging cookie from the last row
+(docs/fetchxml.md).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection
 
@@ -21,7 +25,10 @@ from ..fetchxml import Caller, CompiledFetch, codes, compile_fetch, parse
 from ..fetchxml.aggregate import SQLITE_FUNCTION, sqlite_datepart
 from ..fetchxml.paging import encode
 from . import users
+from .bounds import QueryBound, run
 from .catalog import CATALOG
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,9 @@ class FetchResult:
 def load_caller(conn: Connection, user_id: uuid.UUID) -> Caller:
     """The `Caller` of a stored user: admin from `accessrole`, zone from usersettings.
 
+    A stored zone that is not a known IANA name (written before names were checked, or
+    by hand) counts as UTC: refusing it would break every query the user makes.
+
     Raises:
         NotFoundError: no such systemuser.
     """
@@ -54,7 +64,18 @@ def load_caller(conn: Connection, user_id: uuid.UUID) -> Caller:
     if found is None:
         raise NotFoundError(f"systemuser With Id = {user_id} Does Not Exist")
     role, zone = found
-    return Caller(user_id, role == "admin", zone)
+    return Caller(user_id, role == "admin", zone if _known_zone(zone) else "UTC")
+
+
+@functools.lru_cache(maxsize=1024)
+def _known_zone(name: str) -> bool:
+    """Whether zoneinfo knows `name`; an unknown one is logged once per process."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("a user's stored time zone is not an IANA name; their queries use UTC")
+        return False
+    return True
 
 
 def compile_xml(
@@ -77,7 +98,12 @@ def _install_sqlite_functions(dbapi_connection: Any) -> None:
 
 
 def execute(
-    conn: Connection, xml: str, caller: Caller, *, now: datetime | None = None
+    conn: Connection,
+    xml: str,
+    caller: Caller,
+    *,
+    now: datetime | None = None,
+    bound: QueryBound | None = None,
 ) -> FetchResult:
     """Parse, compile and run `xml` for `caller` on `conn` (SQLite or PostgreSQL).
 
@@ -86,14 +112,17 @@ def execute(
         xml: the FetchXML text.
         caller: whose rows are visible and whose time zone relative dates use.
         now: the instant date operators count from (default: the current time).
+        bound: the deadline of the page and the count together, and the handle that
+            stops them early; None runs unbounded.
 
     Raises:
         FetchXmlParseError, FetchXmlQueryError: the query is refused (Dataverse's codes).
+        QueryTimeout, QueryCancelled: `bound` stopped it.
     """
     compiled = compile_xml(xml, caller, now=now, dialect_name=conn.dialect.name)
     if compiled.needs_sqlite_functions:
         _install_sqlite_functions(conn.connection.driver_connection)
-    result = conn.execute(compiled.select).all()
+    result = list(run(conn, compiled.select, bound))
     more = compiled.top is None and len(result) > compiled.page_size
     if more:
         result = result[: compiled.page_size]
@@ -108,7 +137,7 @@ def execute(
         cookie = encode(compiled.page, [last[k.label] for k in compiled.keys], compiled.fingerprint)
     total, exceeded = None, False
     if compiled.count_select is not None:
-        total = int(conn.execute(compiled.count_select).scalar_one())
+        total = int(run(conn, compiled.count_select, bound)[0][0])
         exceeded = total > codes.MAX_TOTAL_RECORD_COUNT
         total = min(total, codes.MAX_TOTAL_RECORD_COUNT)
     return FetchResult(

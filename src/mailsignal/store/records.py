@@ -3,7 +3,9 @@ and the display names of looked-up records (docs/api.md, "Dataverse Web API").
 
 Entities are the catalog's (`store.catalog.CATALOG`); which columns a caller may write
 is the Web API's rule, checked before these run. Functions take a `Connection`, so the
-caller decides the transaction, and return plain dicts.
+caller decides the transaction, and return plain dicts. Values written are checked
+against their columns (`columns.check`) and a lookup against the record it names, so
+neither backend is left to refuse them with a database error.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from ..errors import NotFoundError
 from ..fetchxml import EntityInfo
 from .catalog import CATALOG
+from .columns import check
 from .schema import utcnow
 
 
@@ -33,6 +37,7 @@ def create(
 ) -> None:
     """Insert `record` with `values`; its primary name is empty unless given."""
     defaults = {entity.primary_name: ""} if entity.primary_name else {}
+    _check(conn, entity, values)
     conn.execute(insert(entity.table).values({entity.primary_key: record, **defaults, **values}))
 
 
@@ -42,9 +47,24 @@ def update_columns(
     """Set `values` on `record`, stamping `modifiedon` where the entity has one."""
     table = entity.table
     stamp = {"modifiedon": utcnow()} if "modifiedon" in table.c else {}
+    _check(conn, entity, values)
     conn.execute(
         update(table).where(table.c[entity.primary_key] == record).values(**values, **stamp)
     )
+
+
+def _check(conn: Connection, entity: EntityInfo, values: Mapping[str, Any]) -> None:
+    """Values that fit their columns, and lookups that name a record that exists
+    (`NotFoundError` in Dataverse's words otherwise: "account With Id = ... Does Not Exist")."""
+    check(entity.table, dict(values))
+    for name, value in values.items():
+        if value is None:
+            continue
+        for key in entity.table.c[name].foreign_keys:
+            target = key.column
+            found = conn.execute(select(target).where(target == value)).first()
+            if found is None:
+                raise NotFoundError(f"{target.table.name} With Id = {value} Does Not Exist")
 
 
 def display_names(conn: Connection, refs: Iterable[tuple[str, uuid.UUID]]) -> dict[uuid.UUID, str]:

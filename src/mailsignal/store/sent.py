@@ -3,7 +3,8 @@
 What `outgoing` writes when it tracks a message, in the caller's transaction. A tracked
 delivery to a contact, lead or account also adds one to the party's
 `emailsfollowedcount` (and to a contact's account's), so the roll-up is right from the
-moment the mail is sent.
+moment the mail is sent. Every row is checked against its columns first (`columns.check`),
+so a value one backend would refuse is an `InputError` on both.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, CursorResult, insert, select
 
+from .columns import check
 from .schema import contact, email, emaildelivery, trackedattachment, trackedlink
 from .scores import add_followed
 
@@ -21,6 +23,7 @@ from .scores import add_followed
 def insert_email(conn: Connection, values: dict[str, Any]) -> uuid.UUID:
     """A new `email` row from these column values. The caller gives the ids
     (`activityid`, `emailtrackingid`) rather than reading them back after the insert."""
+    check(email, values)
     conn.execute(insert(email).values(**values))
     return uuid.UUID(str(values["activityid"]))
 
@@ -36,12 +39,13 @@ def insert_links(
     """
     if not links:
         return {}
+    rows = [
+        {"emailactivityid": activity_id, "position": n, "url": url, "text": text[:200]}
+        for n, (url, text) in enumerate(links)
+    ]
+    check(trackedlink, *rows)
     inserted = conn.execute(
-        insert(trackedlink).returning(trackedlink.c.linkid, trackedlink.c.position),
-        [
-            {"emailactivityid": activity_id, "position": n, "url": url, "text": text[:200]}
-            for n, (url, text) in enumerate(links)
-        ],
+        insert(trackedlink).returning(trackedlink.c.linkid, trackedlink.c.position), rows
     )
     return {int(position): int(link_id) for link_id, position in inserted}
 
@@ -58,6 +62,7 @@ def insert_honeypot(conn: Connection, activity_id: uuid.UUID, position: int) -> 
 
 def insert_attachment(conn: Connection, activity_id: uuid.UUID, values: dict[str, Any]) -> int:
     """A `trackedattachment` row (filename, contenttype, size, sha256, storagepath)."""
+    check(trackedattachment, values)
     result = conn.execute(insert(trackedattachment).values(emailactivityid=activity_id, **values))
     return _inserted_id(result)
 
@@ -68,6 +73,7 @@ def insert_deliveries(
     """The email's deliveries (emailaddress, recipientobjectid, recipientobjecttypecode,
     tracked, untrackedreasons); {address: delivery id}. Each tracked delivery to a party
     adds one to its `emailsfollowedcount` (and its account's, for a contact)."""
+    check(emaildelivery, *rows)
     inserted = conn.execute(
         insert(emaildelivery).returning(emaildelivery.c.deliveryid, emaildelivery.c.emailaddress),
         [{"emailactivityid": activity_id, **row} for row in rows],

@@ -2,11 +2,13 @@
 
 `create_app()` is what `mailsignal serve` hands to granian (one call per worker
 process), so each process gets its own engine, signer and journal writer thread.
-Errors become JSON in one place (`_error_response`), Datasette-style.
+Errors become JSON in one place (`_error_response`), Datasette-style. Every response
+the API sends carries the security headers of web/headers.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -17,16 +19,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import MailSignalError
+from ..errors import MailSignalError, StoreError
 from ..outgoing import Outgoing
 from ..settings import Settings, load_keyring, load_settings
-from ..store.db import make_engine
+from ..store.db import make_engine, ping
 from ..store.journal import JournalWriter
 from ..tokens import Signer
+from .admin import router as admin_router
 from .api import router
+from .headers import SecurityHeaders
 from .limits import BodyLimit
 from .track import ClientAddress, Tracker
 from .webapi import router as webapi_router
@@ -57,8 +62,9 @@ def _install_errors(app: FastAPI) -> None:
         return _error(exc.status_code, "http_error", str(exc.detail))
 
     @app.exception_handler(OperationalError)
-    async def _db_down(_request: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database unavailable: %s", exc.orig)
+    @app.exception_handler(PoolTimeout)  # every pooled connection busy past the bound
+    async def _db_down(_request: Request, exc: OperationalError | PoolTimeout) -> JSONResponse:
+        log.error("database unavailable: %s", getattr(exc, "orig", exc))
         return _error(503, "store_unavailable", "the database is unavailable; retry later")
 
 
@@ -83,7 +89,7 @@ def create_api(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.engine = make_engine(settings.db_url)
+    app.state.engine = make_engine(settings.db_url, serve_seconds=settings.query_timeout_seconds)
     keys, current = load_keyring(settings.secret_file)
     app.state.signer = Signer(keys, current)
     # Built from settings like the relay's, the CLI's and imports' own: REST tracks mail
@@ -91,6 +97,7 @@ def create_api(settings: Settings) -> FastAPI:
     app.state.outgoing = Outgoing.from_settings(settings, app.state.signer)
     _install_errors(app)
     app.include_router(router)
+    app.include_router(admin_router)
     app.include_router(webapi_router)
 
     @app.get("/", include_in_schema=False)
@@ -103,16 +110,70 @@ def create_api(settings: Settings) -> FastAPI:
         """Liveness: the process answers. Does not touch the database."""
         return {"status": "ok", "version": __version__}
 
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "Not ready; says why"}})
+    def readyz() -> JSONResponse:
+        """Readiness: 200 when hits are journaled and the database answers, else 503 naming
+        each problem. Stays 503 until the journal is writable and nothing waits."""
+        return _readiness(app)
+
     return app
+
+
+def _readiness(app: FastAPI) -> JSONResponse:
+    """The journal as this process's writer sees it (and the shared spool), the store."""
+    problems: list[dict[str, str]] = []
+    body: dict[str, Any] = {}
+    lost = 0
+    journal: JournalWriter | None = getattr(app.state, "journal", None)
+    if journal is not None:
+        health = journal.health()
+        body["journal"] = dataclasses.asdict(health)
+        lost = health.lost
+        if not health.writable:
+            problems.append(
+                {"code": "journal_unwritable", "message": "the hit journal cannot be written"}
+            )
+        if health.spool_files:
+            message = f"{health.spool_files} spool files wait for the journal"
+            problems.append({"code": "spool_in_use", "message": message})
+        if health.buffered:
+            message = f"{health.buffered} hits wait in memory only"
+            problems.append({"code": "hits_in_memory", "message": message})
+    try:
+        ping(app.state.engine)
+        app.state.store_down = False
+    except StoreError as exc:
+        if not getattr(app.state, "store_down", False):  # one line per outage, not per probe
+            log.error("readiness: %s", exc.message)
+        app.state.store_down = True
+        problems.append({"code": "store_unavailable", "message": "the database is unreachable"})
+    if lost:
+        # Reported for as long as the process lives, but not red on its own once the
+        # journal is back: an instance that works again should take traffic again.
+        note = {"code": "hits_lost", "message": f"{lost} hits were lost since this process started"}
+        if problems:
+            problems.append(note)
+        else:
+            body["warnings"] = [note]
+    if problems:
+        message = "; ".join(p["message"] for p in problems)
+        error = {"code": "not_ready", "message": message, "problems": problems}
+        return JSONResponse({"error": error, **body}, status_code=503)
+    return JSONResponse({"status": "ready", **body})
 
 
 def create_app(settings: Settings | None = None) -> Tracker:
     """Build the whole application for one worker process."""
     settings = settings or load_settings()
     api = create_api(settings)
-    journal = JournalWriter(settings.journal_file, settings.journal_batch_max)
+    journal = JournalWriter(
+        settings.journal_file,
+        settings.journal_batch_max,
+        settings.journal_spool_dir,
+        settings.journal_buffer_max,
+    )
     api.state.journal = journal
-    fallback = BodyLimit(api, settings.max_body_bytes)
+    fallback = SecurityHeaders(BodyLimit(api, settings.max_body_bytes))
     tracker = Tracker(
         api.state.signer,
         journal,

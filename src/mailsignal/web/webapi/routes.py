@@ -1,6 +1,12 @@
 """The Web API's endpoints: WhoAmI, RetrieveMultiple (`?fetchXml=`, `?savedQuery=`),
 Retrieve (`{entityset}({id})?$select=`), the `savedqueries` set, and PATCH (update, or
-create for contacts, leads and accounts)."""
+create for contacts, leads and accounts).
+
+Queries run in a worker thread under the caller's query slot and bound (web/queries.py):
+stopped past `query_timeout_seconds` (503 0x80044151) or when the client leaves, and
+refused beyond `max_queries_per_user` at once (429 0x80072326). Database work never
+runs on the event loop, which also answers the tracking hits.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Connection, Engine
@@ -18,10 +25,12 @@ from sqlalchemy import Connection, Engine
 from ...errors import MailSignalError
 from ...fetchxml import Caller, EntityInfo, parse
 from ...store import fetch, records, users
+from ...store.bounds import QueryBound
 from ...store.catalog import CATALOG
 from ..api import current_user
+from ..queries import bounded, query_slot
 from . import writes
-from .errors import DataverseError, does_not_exist, handle
+from .errors import DataverseError, does_not_exist, handle, record_id
 from .shape import (
     FORMATTED,
     MORE,
@@ -36,7 +45,7 @@ from .shape import (
 
 PREFIX = "/api/data/v9.2"
 router = APIRouter(prefix=PREFIX, tags=["dataverse"])
-_KEY = re.compile(r"^(?P<set>[A-Za-z_]+)\((?P<id>[0-9A-Fa-f-]{36})\)$")
+_KEY = re.compile(r"^(?P<set>[A-Za-z_]+)\((?P<id>[^)]*)\)$")
 
 
 def _engine(request: Request) -> Engine:
@@ -137,14 +146,27 @@ def _with_count(xml: str) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
+def _run(
+    request: Request, conn: Connection, xml: str, bound: QueryBound | None
+) -> tuple[Caller, fetch.FetchResult]:
+    """`xml` run for the key's user on `conn`: under `bound` and in one of their query
+    slots, or (no bound: the record a PATCH just wrote) as it is."""
+    caller = _caller(request, conn)
+    if bound is None:
+        return caller, fetch.execute(conn, xml, caller)
+    with query_slot(request.app.state.settings, caller.user_id):
+        return caller, fetch.execute(conn, xml, caller, bound=bound)
+
+
 @router.get("/{segment}")
-def retrieve(segment: str, request: Request) -> Any:
+async def retrieve(segment: str, request: Request) -> Any:
     """`{entityset}?fetchXml=...` (RetrieveMultiple) or `{entityset}({id})?$select=...`."""
 
-    def run() -> Any:
+    def run(bound: QueryBound) -> Any:
         key = _KEY.match(segment)
         if key:
-            return _retrieve_one(request, _entity_set(key["set"]), uuid.UUID(key["id"]))
+            info = _entity_set(key["set"])
+            return _retrieve_one(request, info, record_id(key["id"]), bound=bound)
         if segment == "savedqueries":
             return _saved_queries(request)
         info = _entity_set(segment)
@@ -172,8 +194,7 @@ def retrieve(segment: str, request: Request) -> Any:
             xml = _with_count(xml)
         wanted, applied = prefer_annotations(request)
         with _engine(request).connect() as conn:
-            caller = _caller(request, conn)
-            result = fetch.execute(conn, xml, caller)
+            caller, result = _run(request, conn, xml, bound)
             value = _shaped(conn, info, result.rows, wanted, caller)
         base = str(request.base_url).rstrip("/")
         body: dict[str, Any] = {"@odata.context": f"{base}{PREFIX}/$metadata#{info.entity_set}"}
@@ -189,7 +210,7 @@ def retrieve(segment: str, request: Request) -> Any:
         headers = {"Preference-Applied": applied} if applied else {}
         return JSONResponse(body, headers={"OData-Version": "4.0", **headers})
 
-    return handle(run)
+    return await bounded(request, lambda bound: handle(lambda: run(bound)))
 
 
 def _fetch_one(info: EntityInfo, record: uuid.UUID, select_: list[str] | None) -> str:
@@ -221,15 +242,13 @@ def _fetch_one(info: EntityInfo, record: uuid.UUID, select_: list[str] | None) -
 
 
 def _retrieve_one(
-    request: Request, info: EntityInfo, record: uuid.UUID, select_: list[str] | None = None
+    request: Request, info: EntityInfo, record: uuid.UUID, *, bound: QueryBound | None = None
 ) -> Any:
-    if select_ is None:
-        raw = request.query_params.get("$select")
-        select_ = [s.strip() for s in raw.split(",") if s.strip()] if raw else None
+    raw = request.query_params.get("$select")
+    select_ = [s.strip() for s in raw.split(",") if s.strip()] if raw else None
     wanted, applied = prefer_annotations(request)
     with _engine(request).connect() as conn:
-        caller = _caller(request, conn)
-        result = fetch.execute(conn, _fetch_one(info, record, select_), caller)
+        caller, result = _run(request, conn, _fetch_one(info, record, select_), bound)
         if not result.rows:
             raise does_not_exist(info, record)
         [row] = _shaped(conn, info, result.rows, wanted, caller)
@@ -256,13 +275,15 @@ async def patch(segment: str, request: Request) -> Any:
             _entity_set(segment)
             raise DataverseError(405, "0x0", f"PATCH needs a single record: {segment}(<id>).")
         info = _entity_set(key["set"])
-        record = uuid.UUID(key["id"])
+        record = record_id(key["id"])
         if info.entity_set not in writes.WRITABLE:
             raise DataverseError(405, "0x0", f"{info.entity_set} cannot be updated here.")
         try:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError as exc:
             raise DataverseError(400, "0x0", f"Invalid JSON body: {exc.msg}.") from exc
+        except (ValueError, RecursionError) as exc:  # 4,300+ digit integers, deep nesting
+            raise DataverseError(400, "0x0", "Invalid JSON body: a value is too large.") from exc
         if not isinstance(body, dict):
             raise DataverseError(400, "0x0", "The request body must be a JSON object.")
         values = writes.values(info, body)
@@ -285,4 +306,4 @@ async def patch(segment: str, request: Request) -> Any:
             headers={"OData-EntityId": f"{base}{PREFIX}/{info.entity_set}({record})"},
         )
 
-    return handle(run)
+    return await anyio.to_thread.run_sync(handle, run)

@@ -1,16 +1,20 @@
 """What a PATCH may change (reference/dataverse.md §4-5), checked before anything is
-written: the writable columns per entity set, their JSON types, the caller's privilege,
-and the `If-Match` / `If-None-Match` preconditions (ETag = `modifiedon`)."""
+written: the writable columns per entity set, their JSON types, whether each value fits
+its column (length, integer range, text the database can store) and, for
+`timezonename`, that it names a time zone; the caller's privilege; and the `If-Match` /
+`If-None-Match` preconditions (ETag = `modifiedon`)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
 
 from ...fetchxml import Caller, EntityInfo
+from ...store.columns import Misfit, misfit, shown
 from .errors import DataverseError, does_not_exist
 from .shape import etag
 
@@ -41,14 +45,53 @@ def values(info: EntityInfo, body: dict[str, Any]) -> dict[str, Any]:
                 400,
                 "0x80041103",
                 f"'{info.name}' entity doesn't contain "
-                f"attribute with Name = '{name}' and NameMapping = 'Logical'.",
+                f"attribute with Name = '{_literal(name)}' and NameMapping = 'Logical'.",
             )
         if column not in WRITABLE[info.entity_set]:
             raise DataverseError(
                 400, "0x80041100", "An attempt was made to update a non-updateable field."
             )
         found[column] = _typed(attr.kind, name, value)
+    wrong = misfit(info.table, found)
+    if wrong is not None:
+        raise _misfit_error(info, wrong)
+    if "timezonename" in found:
+        _check_zone(found["timezonename"])
     return found
+
+
+def _misfit_error(info: EntityInfo, wrong: Misfit) -> DataverseError:
+    """Dataverse's refusal of a value its column cannot hold."""
+    if wrong.reason == "range":
+        # An Int32 past its range fails where Dataverse reads the body, as a bad literal.
+        return DataverseError(
+            400,
+            "0x80040203",
+            f"Cannot convert the literal '{shown(wrong.value)}' to the expected type "
+            f"'Edm.Int32' for '{wrong.column}'.",
+        )
+    where = f"the '{wrong.column}' attribute of the '{info.name}' entity"
+    if wrong.reason == "null":
+        text = f"A value must be provided for {where}."
+    elif wrong.reason == "length":
+        text = f"The length of {where} exceeded the maximum allowed length of '{wrong.limit}'."
+    else:
+        what = "NUL" if wrong.reason == "nul" else "a lone surrogate"
+        text = f"The value of {where} holds a character that cannot be stored ({what})."
+    return DataverseError(400, "0x80044331", f"A validation error occurred. {text}")
+
+
+def _check_zone(name: str) -> None:
+    """An unknown zone would break every date operator of the user's later queries."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise DataverseError(
+            400,
+            "0x80044331",
+            f"A validation error occurred. '{_literal(name)}' is not a time zone: "
+            "timezonename takes an IANA name such as 'Europe/Berlin'.",
+        ) from exc
 
 
 def _typed(kind: str, name: str, value: Any) -> Any:
@@ -62,14 +105,22 @@ def _typed(kind: str, name: str, value: Any) -> Any:
         raise DataverseError(
             400,
             "0x80040203",
-            f"Cannot convert the literal '{value}' to the expected type for '{name}'.",
+            f"Cannot convert the literal '{_literal(value)}' to the expected type for '{name}'.",
         )
     if kind == "uuid" and value is not None:
         try:
             return uuid.UUID(value)
         except ValueError as exc:
-            raise DataverseError(400, "0x80040203", f"'{value}' is not a Guid.") from exc
+            raise DataverseError(400, "0x80040203", f"'{_literal(value)}' is not a Guid.") from exc
     return value
+
+
+def _literal(value: Any) -> str:
+    """A value as a refusal quotes it: short, and JSON-safe whatever the client sent (a
+    lone surrogate is written as its escape)."""
+    text = shown(value) if isinstance(value, int) else str(value)
+    text = text if len(text) <= 100 else text[:100] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def check_write(info: EntityInfo, record: uuid.UUID, caller: Caller) -> None:
