@@ -387,3 +387,15 @@ def test_upper_case_scheme_is_rewritten_and_its_click_redirects(
         assert got.status_code == 302, got.text
         targets.append(got.headers["location"])
     assert targets == ["https://Example.com/x?Q=1", "http://example.com/y"]
+
+
+def test_a_non_ascii_message_id_comes_back_as_utf8_mime(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """A Message-ID has no encoded-word form, so `as_bytes` could not write '¡' (found by
+    tests/web/test_fuzz.py): the copy comes back as SMTPUTF8 mail has it, not a 500."""
+    r = _create(client, keys, message_id="<¡hola@northwind.test>")
+    assert r.status_code == 201, r.text
+    copy = r.json()["deliveries"][0]
+    assert copy["mime_base64"] is None
+    assert "Message-ID: <¡hola@northwind.test>" in copy["mime"]

@@ -90,7 +90,10 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 def _mime_fields(msg: EmailMessage) -> dict[str, str | None]:
     # as_bytes keeps each part's transfer encoding; as_string would re-encode 8bit bodies.
-    raw = msg.as_bytes()
+    try:
+        raw = msg.as_bytes()
+    except UnicodeEncodeError:  # a non-ASCII header with no encoded form (a Message-ID)
+        raw = msg.as_bytes(policy=msg.policy.clone(utf8=True))  # as SMTPUTF8 mail has it
     try:
         return {"mime": raw.decode("utf-8"), "mime_base64": None}
     except UnicodeDecodeError:
