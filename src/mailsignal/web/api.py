@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
+from email import policy
 from email.message import EmailMessage
 from typing import Annotated, Any
 
@@ -93,7 +94,7 @@ def _mime_fields(msg: EmailMessage) -> dict[str, str | None]:
     try:
         raw = msg.as_bytes()
     except UnicodeEncodeError:  # a non-ASCII header with no encoded form (a Message-ID)
-        raw = msg.as_bytes(policy=msg.policy.clone(utf8=True))  # as SMTPUTF8 mail has it
+        raw = msg.as_bytes(policy=policy.SMTPUTF8)  # as SMTPUTF8 mail carries it
     try:
         return {"mime": raw.decode("utf-8"), "mime_base64": None}
     except UnicodeDecodeError:
