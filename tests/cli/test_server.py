@@ -72,6 +72,7 @@ def test_sigterm_stops_serve_during_a_runaway_query(tmp_path: Path, db_url: str)
         server.proc.wait(10)
         took = time.monotonic() - start
         assert took < 5, took
+        print(f"serve exited {took:.2f} s after SIGTERM during the runaway query")  # pytest -s
         # Its granian workers and ingest worker went with it (serve runs in its own group).
         wait_until(lambda: _group_gone(pid), 2, "every serve process exits")
         if admin is not None:

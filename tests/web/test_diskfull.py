@@ -166,7 +166,8 @@ def test_a_full_disk_loses_no_answered_hit(tmp_path: Path, small_fs: Path) -> No
         kept = set(_journal_agents(journal)) | set(_spool_agents(spool_dir))
         missing = load.acked - kept
         assert not missing, f"{len(missing)} answered hits neither journaled nor spooled"
-        assert _spool_agents(spool_dir), "the outage spooled hits"
+        spooled = len(_spool_agents(spool_dir))
+        assert spooled, "the outage spooled hits"
 
         filler.unlink()  # space is back
         deadline = time.monotonic() + 60
@@ -189,6 +190,10 @@ def test_a_full_disk_loses_no_answered_hit(tmp_path: Path, small_fs: Path) -> No
     stored = Counter(int(a.split("/")[1]) for a in agents)
     assert max(stored.values()) == 1, "a hit was stored twice"
     assert load.acked <= set(stored), "an answered hit never reached the store"
+    print(  # the figures behind the closing note of #10 (pytest -s shows them)
+        f"disk full: {len(load.acked)} answered, {spooled} spooled while full, "
+        f"{len(journaled)} journaled once, {len(stored)} stored once, 0 lost"
+    )
 
     log = (server.data_dir / "server.log").read_text(errors="replace")
     assert "journal write failed (database or disk is full)" in log
