@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 from sqlalchemy import Engine, select, update
@@ -258,3 +261,31 @@ def test_city_database_setting_gives_country_and_city(
         events = store_events.of_email(conn, activity)  # type: ignore[arg-type]
     assert [e["interactionlocation"] for e in events] == ["Berlin, DE", None]
     assert events[0]["facts"]["net"]["country"] == "DE"
+
+
+def test_a_prune_that_fails_neither_fails_the_batch_nor_floods_the_log(
+    engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a full journal disk the prune after each batch failed too, and the worker logged
+    that as a failed batch, with a traceback, every two seconds (#10)."""
+    sent = datetime.now(UTC) - timedelta(hours=1)
+    _activity, delivery, _links = _setup(engine, settings, sent)
+    ingestor = Ingestor(
+        engine, settings.model_copy(update={"journal_retention_hours": 0}), PIPELINE
+    )
+    ingestor.reader._conn.execute("PRAGMA busy_timeout=0")
+    holder = sqlite3.connect(settings.journal_file)
+    try:
+        for i in range(3):
+            hits = [(sent.timestamp() + 60 * i, TokenKind.OPEN, delivery, None, PERSON_IP, OUTLOOK)]
+            _journal(settings, hits)
+            holder.execute("BEGIN IMMEDIATE")  # another writer holds the journal
+            with caplog.at_level(logging.WARNING, logger="mailsignal.pipeline.worker"):
+                assert ingestor.run_once().stored == 1  # the batch itself went in
+            holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    lines = [r for r in caplog.records if "journal prune failed" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in caplog.records]  # rate-limited
+    assert "database is locked" in lines[0].getMessage() and lines[0].exc_info is None
+    assert ingestor.run_once().stored == 0  # and the lock gone, nothing is stored twice

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sqlite3
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from sqlalchemy import Engine
 from ..enrich import Pipeline
 from ..settings import Settings
 from ..store import journal_cursor
+from ..store.fallback import RateLimitedLog
 from ..store.journal import JournalReader
 from .enrichment import default_enrichment
 from .ingest import IngestResult, store_hits
@@ -49,6 +51,15 @@ class Ingestor:
         self.settings = settings
         self.enrichment = enrichment or default_enrichment(settings)
         self.reader = JournalReader(settings.journal_file)
+        # Pruning is housekeeping: on a full journal disk it fails every batch until space
+        # returns, and must neither fail the batch (already committed) nor flood the log.
+        self._prune_failed = RateLimitedLog(
+            log,
+            "journal prune failed %(failures)d times (%(error)s); ingested rows stay until "
+            "it succeeds",
+            ("failures",),
+            level=logging.WARNING,
+        )
 
     def run_once(self) -> IngestResult:
         with self.engine.begin() as conn:
@@ -61,7 +72,10 @@ class Ingestor:
         if result.orphans:
             log.warning("%d hits named deliveries that do not exist; skipped", result.orphans)
         keep = timedelta(hours=self.settings.journal_retention_hours)
-        self.reader.prune(batch.last_seq, datetime.now(UTC) - keep)
+        try:
+            self.reader.prune(batch.last_seq, datetime.now(UTC) - keep)
+        except sqlite3.Error as exc:
+            self._prune_failed.add(str(exc), failures=1)
         return result
 
     def drain(self) -> int:
