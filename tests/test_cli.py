@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from email import message_from_bytes, policy
@@ -52,10 +53,20 @@ def test_users_org_and_instrument_an_eml(env: dict[str, str], tmp_path: Path) ->
     result = cli(env, "emails", "instrument", str(eml), "--out", str(out_dir))
     assert "org.monitoring_disabled" in result.stdout
     cli(env, "org", "set", "--tracking")
+    # A new message: the same Message-ID again would be the untracked email again.
+    eml.write_text(eml.read_text().replace("<m1@", "<m2@"))
     result = cli(env, "emails", "instrument", str(eml), "--out", str(out_dir))
     activity = re.search(r"email ([0-9a-f-]{36})", result.stdout)
     assert activity is not None
     copies = sorted(out_dir.glob(f"{activity.group(1)}-*.eml"))
+    assert {c.name.removeprefix(activity.group(1) + "-") for c in copies} == {
+        "dana@contoso.test.eml",
+        "lee@fabrikam.test.eml",
+    }
+    assert all(
+        b"\r\n" in c.read_bytes() and b"\n" not in c.read_bytes().replace(b"\r\n", b"")
+        for c in copies
+    )
     assert len(copies) == 2
     for copy in copies:
         msg = message_from_bytes(copy.read_bytes(), policy=policy.default)
@@ -245,3 +256,50 @@ def test_instrument_copies_that_cannot_be_written_leave_nothing_stored(
     assert "Traceback" not in result.stderr
     assert list(out.iterdir()) == []
     assert _stored(engine) == 0
+
+
+def test_recompute_counts_verdicts_apart_from_reasons(env: dict[str, str], tmp_path: Path) -> None:
+    """`classify --recompute` says how many verdicts changed, not how many events got
+    new reasons (issue 11, item 14): disabling the rule that condemned a mail gateway's
+    opens turns those verdicts around; re-running with nothing changed changes none."""
+    cli(env, "users", "add", "rep@northwind.test", "--opt-in")
+    eml = tmp_path / "m.eml"
+    eml.write_text(EML)
+    out_dir = tmp_path / "out"
+    activity = cli(env, "emails", "instrument", str(eml), "--out", str(out_dir)).stdout.split()[1]
+    copy = sorted(out_dir.iterdir())[0]
+    msg = message_from_bytes(copy.read_bytes(), policy=policy.default)
+    pixel = next(u for u in tracked_urls(msg) if u.endswith(".gif"))  # type: ignore[arg-type]
+    hits = tmp_path / "hits.jsonl"
+    hits.write_text(
+        "".join(
+            f'{{"time": "2026-11-30T09:00:0{i}Z", "url": "{pixel}", '
+            f'"ip": "40.107.22.51", "user_agent": "Mozilla/5.0"}}\n'
+            for i in range(3)
+        )
+    )
+    cli(env, "import", "hits", str(hits))
+    unchanged = cli(env, "classify", "--recompute").stdout
+    assert "0 verdicts changed, 0 more events with new reasons" in unchanged
+    listed = cli(env, "events", "list", activity, "--json").stdout.splitlines()
+    fired = {e["rule"] for line in listed for e in json.loads(line)["reasons"]["fired"]}
+    assert fired, listed
+    disabled = {**env, "MAILSIGNAL_DISABLED_RULES": json.dumps(sorted(fired))}
+    changed = cli(disabled, "classify", "--recompute").stdout
+    found = re.search(r"(\d+) verdicts changed, (\d+) more events", changed)
+    assert found is not None and int(found.group(1)) > 0, changed
+
+
+def test_instrumenting_a_message_twice_is_one_email(env: dict[str, str], tmp_path: Path) -> None:
+    """The same Message-ID from the same sender again is the email it made (issue 11,
+    item 10): the same id, the same copy files, nothing new stored."""
+    cli(env, "users", "add", "rep@northwind.test", "--opt-in")
+    eml = tmp_path / "m.eml"
+    eml.write_text(EML)
+    out_dir = tmp_path / "out"
+    first = cli(env, "emails", "instrument", str(eml), "--out", str(out_dir)).stdout
+    files = {p.name: p.read_bytes() for p in out_dir.iterdir()}
+    again = cli(env, "emails", "instrument", str(eml), "--out", str(out_dir)).stdout
+    assert first.split()[1] == again.split()[1] and "recorded before" in again
+    assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == files
+    assert cli(env, "emails", "list").stdout.count(first.split()[1][:8]) == 1

@@ -132,6 +132,8 @@ def _import_email(
         if emails.by_message_id(conn, message_id, sender.lower()) is not None:
             return False
         result = service.track(conn, msg, sender=sender, recipients=recipients, sent_at=sent_at)
+        if result.replayed:  # another import of the same line got there first
+            return False
         # Written and flushed before the commit: copies that cannot be written (an OSError,
         # which stops the import) leave no email behind that nobody could send.
         out.write(

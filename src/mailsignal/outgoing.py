@@ -7,6 +7,8 @@ is built once from settings where its caller lives (the REST app, `emails instru
 the next: the tracking URLs (signer and base URL, urls.py), the honeypot switch and the
 attachment policy with the directory its files go to. So every path tracks mail the same
 way, `attachments_mode` included, and a caller hands over a message and its recipients.
+A sender's Message-ID makes one email, whichever edge tracks it and however often: a
+message that comes again gets that email's copies back (`TrackedEmail.replayed`).
 
 What a caller gives is checked here, where every edge passes (`build_message`, `track`),
 so every edge refuses it alike, naming the field: header fields with a line break or
@@ -29,12 +31,14 @@ from sqlalchemy import Connection
 
 from . import instrument
 from .addresses import normalise_address
+from .engagement import Weights, weights_of
 from .errors import InputError, MimeError, NotFoundError
 from .instrument import AttachmentLink, find_attachments, replace_attachments
 from .model import TrackingDecision, new_id
 from .settings import Settings
-from .store import parties, sent, users
+from .store import parties, relink, sent, users
 from .store.files import AttachmentFiles, AttachmentMeta
+from .store.sent import attachment_meta, storable
 from .tokens import Signer
 from .urls import TrackingUrls
 
@@ -43,7 +47,6 @@ from .urls import TrackingUrls
 EARLIEST_SENT, LATEST_SENT = datetime(1970, 1, 1), datetime(2100, 1, 1)  # UTC
 SUBJECT_MAX = 800  # the email.subject column
 MESSAGE_ID_MAX = 998  # RFC 5322's line limit, and the email.messageid column
-_UNSTORABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
 # What may not stand in one header line: controls but tab (CR and LF above all) and the
 # characters Python's str.splitlines() also breaks on (NEL, LS, PS).
 _NOT_A_LINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
@@ -98,6 +101,8 @@ class TrackedEmail:
     # The email's `emailtrackingid`: the relay writes it into each tracked copy's
     # X-MailSignal-Id, so replies and bounces that lost In-Reply-To still find the email.
     tracking_id: uuid.UUID
+    # The sender had recorded this Message-ID before: these are that email's copies.
+    replayed: bool = False
 
 
 def check_time(value: datetime, field: str = "sent_at") -> datetime:
@@ -196,7 +201,7 @@ class Outgoing:
     untracked copies keep them.
     """
 
-    __slots__ = ("attachments", "honeypot", "urls")
+    __slots__ = ("attachments", "auto_create", "honeypot", "urls")
 
     def __init__(
         self,
@@ -205,9 +210,11 @@ class Outgoing:
         *,
         honeypot: bool = False,
         attachments: AttachmentFiles | None = None,
+        auto_create: Weights | None = None,
     ) -> None:
         self.urls = TrackingUrls(signer, base_url)
         self.honeypot = honeypot
+        self.auto_create = auto_create  # score weights when unknown recipients become contacts
         self.attachments = (
             attachments if attachments is not None and attachments.policy.mode != "off" else None
         )
@@ -220,6 +227,7 @@ class Outgoing:
             settings.base_url,
             honeypot=settings.honeypot,
             attachments=AttachmentFiles.from_settings(settings),
+            auto_create=weights_of(settings) if settings.auto_create_contacts else None,
         )
 
     def track(
@@ -261,6 +269,8 @@ class Outgoing:
         normalised = list(dict.fromkeys(normalise_address(r) for r in recipients))
 
         found = parties.find_many(conn, normalised)
+        if self.auto_create is not None:  # setting auto_create_contacts
+            found |= relink.add_missing(conn, normalised, found, mail, self.auto_create)
         decisions: list[tuple[str, TrackingDecision, tuple[str, uuid.UUID, bool] | None]] = []
         for address in normalised:
             party = found.get(address)
@@ -275,7 +285,7 @@ class Outgoing:
 
         # Made here rather than by the column default, so no caller reads it back.
         tracking_id = new_id()
-        activity_id = sent.insert_email(
+        activity_id, inserted = sent.insert_email_once(
             conn,
             {
                 "activityid": new_id(),
@@ -294,6 +304,8 @@ class Outgoing:
         )
         if prepared is None:
             prepared = instrument.prepare(mail)
+        if not inserted:
+            return self._again(conn, activity_id, message_id, prepared, decisions)
         links = prepared.links
         positions = sent.insert_links(conn, activity_id, [(link.url, link.text) for link in links])
         link_ids = {links[position].url: link_id for position, link_id in positions.items()}
@@ -302,40 +314,69 @@ class Outgoing:
             honeypot_link = sent.insert_honeypot(conn, activity_id, len(links))
         files: dict[int, tuple[int, AttachmentMeta]] = {}
         if self.attachments is not None and any_tracked:
-            files = _store_attachments(conn, self.attachments, mail, activity_id)
-        delivery_ids = sent.insert_deliveries(
-            conn,
-            activity_id,
-            [
-                {
-                    "emailaddress": address,
-                    "recipientobjectid": party[1] if party else None,
-                    "recipientobjecttypecode": party[0] if party else None,
-                    "tracked": decision.tracked,
-                    "untrackedreasons": list(decision.reasons),
-                }
-                for address, decision, party in decisions
-            ],
-        )
-        copies: list[TrackedCopy] = []
-        for address, decision, _party in decisions:
-            delivery_id = delivery_ids[address]
-            message: EmailMessage | instrument.Copy = (
-                self._instrument_copy(prepared, delivery_id, link_ids, honeypot_link, files)
-                if decision.tracked
-                else mail
+            files = sent.store_attachments(conn, self.attachments, mail, activity_id)
+        delivery_ids = sent.insert_decided(conn, activity_id, decisions)
+        copies = [
+            self._copy(
+                prepared, address, delivery_ids[address], decision, link_ids, honeypot_link, files
             )
-            copies.append(TrackedCopy(address, delivery_id, decision, message))
+            for address, decision, _party in decisions
+        ]
         return TrackedEmail(activity_id, message_id, copies, tracking_id)
 
-    def _instrument_copy(
+    def _again(
+        self,
+        conn: Connection,
+        activity_id: uuid.UUID,
+        message_id: str,
+        prepared: instrument.Prepared,
+        decisions: list[tuple[str, TrackingDecision, tuple[str, uuid.UUID, bool] | None]],
+    ) -> TrackedEmail:
+        """The copies of the email this sender recorded with this Message-ID before: its
+        deliveries, decisions and link ids, so the same tracking URLs (a recipient new to
+        it, as when a client sends each Bcc apart, gets a delivery of its own). A message
+        whose links or attachments differ is not the same message: refused."""
+        old = sent.recorded(conn, activity_id)
+        if [url for _id, url in old.links] != [link.url for link in prepared.links]:
+            raise InputError(
+                f"Message-ID {message_id} was recorded before for a message with other "
+                "links: give this message a Message-ID of its own"
+            )
+        files: dict[int, tuple[int, AttachmentMeta]] = {}
+        if old.attachments and self.attachments is not None:
+            found = list(find_attachments(prepared.msg, self.attachments.policy))
+            if [f.sha256 for f in found] != [digest for _id, digest in old.attachments]:
+                raise InputError(
+                    f"Message-ID {message_id} was recorded before for a message with other "
+                    "attachments: give this message a Message-ID of its own"
+                )
+            files = {
+                f.index: (attachment_id, attachment_meta(f))
+                for f, (attachment_id, _digest) in zip(found, old.attachments, strict=True)
+            }
+        known = {a: TrackingDecision(t, r) for a, (_id, t, r) in old.deliveries.items()}
+        ids = {address: delivery_id for address, (delivery_id, _t, _r) in old.deliveries.items()}
+        ids |= sent.insert_decided(conn, activity_id, [x for x in decisions if x[0] not in ids])
+        link_ids = {url: link_id for link_id, url in old.links}
+        copies = [
+            self._copy(prepared, a, ids[a], known.get(a, d), link_ids, old.honeypot, files)
+            for a, d, _party in decisions
+        ]
+        return TrackedEmail(activity_id, message_id, copies, old.tracking_id, replayed=True)
+
+    def _copy(
         self,
         prepared: instrument.Prepared,
+        address: str,
         delivery_id: int,
+        decision: TrackingDecision,
         link_ids: dict[str, int],
         honeypot_link: int | None,
         files: dict[int, tuple[int, AttachmentMeta]],
-    ) -> EmailMessage | instrument.Copy:
+    ) -> TrackedCopy:
+        """One recipient's copy: instrumented when tracked, the message as it is if not."""
+        if not decision.tracked:
+            return TrackedCopy(address, delivery_id, decision, prepared.msg)
         urls = self.urls
 
         def rewrite(url: str) -> str:
@@ -346,7 +387,7 @@ class Outgoing:
             honeypot_url = urls.honeypot(delivery_id, honeypot_link)
         rendered = prepared.render(rewrite, urls.pixel(delivery_id), honeypot_url)
         if not files:
-            return rendered
+            return TrackedCopy(address, delivery_id, decision, rendered)
         # After instrumenting, so the download links are not rewritten into click links.
         links = {
             index: AttachmentLink(
@@ -354,41 +395,5 @@ class Outgoing:
             )
             for index, (attachment_id, meta) in files.items()
         }
-        return replace_attachments(rendered.message(), links, in_place=True)
-
-
-def storable(label: str) -> str:
-    """A label taken from a message (its subject, a file name) as the store keeps it:
-    control characters and undecodable bytes (lone surrogates) become U+FFFD."""
-    return _UNSTORABLE.sub("\ufffd", label)
-
-
-def _store_attachments(
-    conn: Connection, files: AttachmentFiles, msg: EmailMessage, activity_id: uuid.UUID
-) -> dict[int, tuple[int, AttachmentMeta]]:
-    """Keep each selected attachment as a file + row; {part index: (attachment id, meta)}.
-
-    The blob and sidecar are written before the transaction commits: a rollback leaves
-    an unreferenced file behind, never a row without its file.
-    """
-    stored: dict[int, tuple[int, AttachmentMeta]] = {}
-    for found in find_attachments(msg, files.policy):
-        digest = found.sha256
-        meta = AttachmentMeta(
-            digest, storable(found.filename)[:255], storable(found.content_type)[:255], found.size
-        )
-        path = files.put(found.data, digest)
-        attachment_id = sent.insert_attachment(
-            conn,
-            activity_id,
-            {
-                "filename": meta.filename,
-                "contenttype": meta.content_type,
-                "size": meta.size,
-                "sha256": digest,
-                "storagepath": path,
-            },
-        )
-        files.write_meta(attachment_id, meta)
-        stored[found.index] = (attachment_id, meta)
-    return stored
+        message = replace_attachments(rendered.message(), links, in_place=True)
+        return TrackedCopy(address, delivery_id, decision, message)

@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         "patent 12,489,787 ('Email Bot Click Detection', granted 2025-12-02) claims honeypot "
         "links in email; check whether it binds you before enabling.",
     )
+    auto_create_contacts: bool = Field(
+        default=False,
+        description="Create a contact, named by the display name, for each recipient whose "
+        "address no contact, lead or account has, when mail is sent to it. Off by default: "
+        "such mail stays unresolved, as in Dynamics, until a record with the address is "
+        "added (it is then linked; docs/cli.md, `mailsignal contacts add`).",
+    )
     max_body_bytes: int = Field(
         default=25 * 1024 * 1024,
         ge=1024,

@@ -199,11 +199,13 @@ def test_a_download_of_another_emails_attachment_is_an_orphan(
 
     files = AttachmentFiles(settings.attachment_dir, ALL)
     first = _track(engine, settings, files)
+    other = _fixture("html_attachment.eml")
+    other.replace_header("Message-ID", "<another@northwind.test>")  # not the first again
     with engine.begin() as conn:
         service = Outgoing(_signer(settings), settings.base_url, attachments=files)
         second = service.track(
             conn,
-            _fixture("html_attachment.eml"),
+            other,
             sender="rep@northwind.test",
             recipients=["ops@example.net"],
         )

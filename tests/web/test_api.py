@@ -399,3 +399,146 @@ def test_a_non_ascii_message_id_comes_back_as_utf8_mime(
     copy = r.json()["deliveries"][0]
     assert copy["mime_base64"] is None
     assert "Message-ID: <¡hola@northwind.test>" in copy["mime"]
+
+
+@pytest.mark.parametrize("fields", [{}, {"message_id": "<¡crlf@northwind.test>"}])
+def test_mime_copies_end_lines_in_crlf(
+    client: TestClient, keys: dict[str, str], fields: dict[str, str]
+) -> None:
+    """RFC 5322 lines end in CRLF: a copy a client hands to its own SMTP library as it
+    comes is already correct (issue 11, item 14), SMTPUTF8 fallback included."""
+    r = _create(client, keys, text="Hi\nsecond line", **fields)
+    assert r.status_code == 201, r.text
+    mime = r.json()["deliveries"][0]["mime"]
+    assert "\r\n" in mime and "\n" not in mime.replace("\r\n", "")
+
+
+# --- Idempotent email creation (issue 11, item 10) -----------------------------------------
+
+
+def test_the_same_message_id_twice_is_one_email(
+    client: TestClient, keys: dict[str, str], engine: Engine
+) -> None:
+    """A retried POST (the client never saw the 201) gives the first email back: 200, the
+    same activityid and the same copies byte for byte, `replayed` in body and header."""
+    first = _create(client, keys, message_id="<retry@northwind.test>")
+    assert first.status_code == 201, first.text
+    assert first.json()["replayed"] is False and "idempotent-replayed" not in first.headers
+    rows = _rows(engine)
+    again = _create(client, keys, message_id="<retry@northwind.test>")
+    assert again.status_code == 200, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == {**first.json(), "replayed": True}
+    assert _rows(engine) == rows
+    # Another sender's message with that Message-ID is another email.
+    other = client.post(
+        "/api/v1/emails",
+        json={
+            "sender": "other@northwind.test",
+            "recipients": ["dana@contoso.test"],
+            "html": HTML,
+            "message_id": "<retry@northwind.test>",
+        },
+        headers=_auth(keys, "other"),
+    )
+    assert other.status_code == 201 and other.json()["activityid"] != first.json()["activityid"]
+
+
+def test_a_whole_message_again_adds_only_new_recipients(
+    client: TestClient, keys: dict[str, str], engine: Engine
+) -> None:
+    """A client that sends each Bcc apart repeats the Message-ID with another recipient:
+    one email, a delivery more; a message with other links under that id is refused."""
+    mime = (
+        "From: rep@northwind.test\r\nTo: dana@contoso.test\r\nSubject: Hi\r\n"
+        "Message-ID: <bcc@northwind.test>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n" + HTML + "\r\n"
+    )
+    first = _create(client, keys, html=None, recipients=[], mime=mime)
+    assert first.status_code == 201, first.text
+    bcc = _create(client, keys, html=None, recipients=["lee@fabrikam.test"], mime=mime)
+    assert bcc.status_code == 200, bcc.text
+    assert bcc.json()["activityid"] == first.json()["activityid"]
+    (lee,) = bcc.json()["deliveries"]
+    assert lee["recipient"] == "lee@fabrikam.test" and lee["tracked"]
+    assert lee["deliveryid"] != first.json()["deliveries"][0]["deliveryid"]
+    assert _rows(engine)[:2] == (1, 2)
+    other = _create(client, keys, html=None, recipients=[], mime=mime.replace("/pricing", "/other"))
+    assert other.status_code == 400 and "other links" in other.json()["error"]["message"]
+    assert _rows(engine)[:2] == (1, 2)
+
+
+def test_an_idempotency_key_makes_a_retry_the_same_email(
+    client: TestClient, keys: dict[str, str], engine: Engine
+) -> None:
+    """draft-ietf-httpapi-idempotency-key-header: the same key and body answer the first
+    response again; the same key with another body is a 422; keys are per user and a
+    key older than 24 hours starts afresh."""
+    key = {**_auth(keys), "idempotency-key": "order-42"}
+    body = {"sender": "rep@northwind.test", "recipients": ["dana@contoso.test"], "html": HTML}
+    first = client.post("/api/v1/emails", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    again = client.post("/api/v1/emails", json=body, headers=key)
+    assert again.status_code == 200, again.text
+    assert again.json() == {**first.json(), "replayed": True}
+    assert _rows(engine)[0] == 1
+    changed = client.post("/api/v1/emails", json={**body, "subject": "Other"}, headers=key)
+    assert changed.status_code == 422, changed.text
+    assert changed.json()["error"]["code"] == "idempotency_key_reused"
+    other_user = {**_auth(keys, "other"), "idempotency-key": "order-42"}
+    mine = client.post(
+        "/api/v1/emails", json={**body, "sender": "other@northwind.test"}, headers=other_user
+    )
+    assert mine.status_code == 201, mine.text
+    bad = client.post("/api/v1/emails", json=body, headers={**key, "idempotency-key": "a b"})
+    assert bad.status_code == 400, bad.text
+    assert _rows(engine)[0] == 2
+
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from mailsignal.store.schema import idempotencykey
+
+    with engine.begin() as conn:
+        conn.execute(
+            update(idempotencykey).values(createdon=datetime.now(UTC) - timedelta(hours=25))
+        )
+    later = client.post("/api/v1/emails", json={**body, "subject": "Other"}, headers=key)
+    assert later.status_code == 201, later.text
+    assert later.json()["activityid"] != first.json()["activityid"]
+
+
+def test_two_concurrent_posts_of_one_message_make_one_email(
+    client: TestClient, keys: dict[str, str], engine: Engine
+) -> None:
+    """The unique key decides, not a look-up first: of two POSTs at once one makes the
+    email, the other gets it back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def post(_n: int) -> Any:
+        return _create(client, keys, message_id="<race@northwind.test>")
+
+    for _attempt in range(3):
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(post, range(2)))
+        assert sorted(a.status_code for a in answers) in ([200, 201], [200, 200]), [
+            a.text for a in answers
+        ]
+        assert len({a.json()["activityid"] for a in answers}) == 1
+    assert _rows(engine)[0] == 1
+
+
+def test_an_idempotency_key_with_a_lone_surrogate_in_the_body_is_no_500(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    headers = {**_auth(keys), "content-type": "application/json", "idempotency-key": "k-1"}
+    body = json.dumps(
+        {
+            "sender": "rep@northwind.test",
+            "recipients": ["dana@contoso.test"],
+            "html": "<p>\ud800</p>",
+        }
+    )
+    r = client.post("/api/v1/emails", content=body, headers=headers)
+    assert r.status_code == 400, r.text

@@ -3,12 +3,15 @@ them, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 import pytest
@@ -206,7 +209,7 @@ def test_patch_contact_do_not_track_and_preconditions(
             "/usersettingscollections",
             {},
             404,
-            "",
+            "0x80060888",
             "Resource not found for the segment 'usersettingscollections'.",
         ),
         ("/emails", {"fetchXml": "<fetch><entity name='email'>"}, 400, "0x80040201", ""),
@@ -222,7 +225,7 @@ def test_patch_contact_do_not_track_and_preconditions(
             "/emails",
             {"fetchXml": ENGAGED_THIS_WEEK, "utm_source": "x"},
             400,
-            "0x0",
+            "0x80060888",
             "The query parameter utm_source is not supported",
         ),
         (
@@ -420,3 +423,222 @@ def test_curl_sends_the_published_requests(tmp_path: Any) -> None:
         )
     finally:
         server.kill(15)
+
+
+ALL_MINE = (
+    '<fetch><entity name="email"><attribute name="subject"/>'
+    '<order attribute="subject"/></entity></fetch>'
+)
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        "Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords",
+        "Microsoft.Dynamics.CRM.*",
+        "*",
+    ],
+)
+def test_paging_as_the_python_sdk_does(
+    client: TestClient, world: dict[str, Any], annotations: str
+) -> None:
+    """Every name of a quoted Prefer list counts, and the cookie round-trips the way
+    powerplatform-dataverse-client 1.1's FetchXmlQuery sends it back."""
+    prefer = f'odata.include-annotations="{annotations}"'
+    xml, seen = ALL_MINE.replace("<fetch>", '<fetch count="2">'), []
+    for _ in range(5):
+        r = client.get(f"{BASE}/emails", params={"fetchXml": xml}, headers=_h(world, prefer=prefer))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        seen += [row["subject"] for row in body["value"]]
+        if not body["@Microsoft.Dynamics.CRM.morerecords"]:
+            break
+        outer = ET.fromstring(body["@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"])  # noqa: S314
+        assert outer.get("istracking") == "False"
+        fetch = ET.fromstring(xml)  # noqa: S314 - the test's own query
+        fetch.set("paging-cookie", unquote(unquote(outer.get("pagingcookie", ""))))
+        fetch.set("page", outer.get("pagenumber", ""))
+        xml = ET.tostring(fetch, encoding="unicode")
+    assert seen == ["hot", "noisy", "old"]
+
+
+def test_every_row_has_an_etag_and_maxpagesize_a_next_link(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    r = client.get(
+        f"{BASE}/emails",
+        params={"fetchXml": ALL_MINE},
+        headers=_h(world, prefer="odata.maxpagesize=2"),
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert r.headers["preference-applied"] == "odata.maxpagesize=2"
+    assert [row["subject"] for row in body["value"]] == ["hot", "noisy"]
+    assert all(row["@odata.etag"].startswith('W/"') for row in body["value"])
+    assert not any("modifiedon" in row for row in body["value"])  # read, not selected
+    following = client.get(body["@odata.nextLink"], headers=_h(world, prefer="odata.maxpagesize=2"))
+    rest = following.json()
+    assert [row["subject"] for row in rest["value"]] == ["old"] and "@odata.nextLink" not in rest
+
+
+def test_who_am_i_with_parentheses(client: TestClient, world: dict[str, Any]) -> None:
+    plain = client.get(f"{BASE}/WhoAmI", headers=_h(world)).json()
+    called = client.get(f"{BASE}/WhoAmI()", headers=_h(world)).json()
+    assert plain == called and called["UserId"] == str(world["rep"])
+
+
+def test_routes_of_more_than_one_segment(client: TestClient, world: dict[str, Any]) -> None:
+    hot = world["ids"]["hot"]
+    count = client.get(f"{BASE}/emails/$count", headers=_h(world))
+    assert (count.status_code, count.text) == (200, "3")  # the rep's own three
+    admin = client.get(f"{BASE}/emails/$count", headers=_h(world, "admin"))
+    assert admin.text == "4"
+    subject = client.get(f"{BASE}/emails({hot})/subject", headers=_h(world))
+    assert subject.status_code == 200, subject.text
+    assert subject.json()["value"] == "hot"
+    assert subject.json()["@odata.context"].endswith(f"$metadata#emails({hot})/subject")
+    lookup = client.get(f"{BASE}/emails({hot})/_regardingobjectid_value", headers=_h(world))
+    assert uuid.UUID(lookup.json()["value"])
+    theirs = client.get(f"{BASE}/emails({world['ids']['theirs']})/subject", headers=_h(world))
+    assert (theirs.status_code, theirs.json()["error"]["code"]) == (404, "0x80040217")
+    for path, status in (
+        (f"/emails({hot})/nope", 400),
+        ("/emails/a/b", 404),
+        (f"/emails({hot})/subject/$value", 404),
+        ("/nosuchset/$count", 404),
+    ):
+        r = client.get(f"{BASE}{path}", headers=_h(world))
+        assert r.status_code == status, (path, r.text)
+        assert r.json()["error"]["code"] == "0x80060888", path
+
+
+def test_usersettings_key_and_allowemailcredentials(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    r = client.get(
+        f"{BASE}/usersettingscollection({world['rep']})",
+        params={"$select": "allowemailcredentials,timezonename"},
+        headers=_h(world),
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["systemuserid"] == str(world["rep"])
+    assert body["allowemailcredentials"] is True and "emailengagementoptin" not in body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", "/emails", 405),
+        ("DELETE", "/WhoAmI", 405),
+        ("PATCH", "/emails", 405),
+        ("GET", "/", 404),
+    ],
+)
+def test_no_error_without_a_dataverse_code(
+    client: TestClient, world: dict[str, Any], method: str, path: str, status: int
+) -> None:
+    r = client.request(method, f"{BASE}{path}", headers=_h(world), json={})
+    assert r.status_code == status, r.text
+    code = r.json()["error"]["code"]
+    assert code.startswith("0x8") and code != "0x0", code
+
+
+def test_malformed_fetchxml_is_invalid_xml(client: TestClient, world: dict[str, Any]) -> None:
+    r = client.get(
+        f"{BASE}/emails", params={"fetchXml": "<fetch><entity name='email'>"}, headers=_h(world)
+    )
+    error = r.json()["error"]
+    assert (r.status_code, error["code"], error["message"]) == (400, "0x80040201", "Invalid XML.")
+    assert error["innererror"]["message"]  # what exactly is wrong, for a person
+    r = client.get(f"{BASE}/emails", params={"fetchXml": ALL_MINE}, headers={})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "0x80072560"
+
+
+def _batch_part(boundary: str, method: str, url: str, body: str | None = None) -> str:
+    """One part as powerplatform-dataverse-client 1.1 serialises it (absolute URL, CRLF)."""
+    inner = [f"{method} {url} HTTP/1.1"]
+    if body is not None:
+        inner.append("Content-Type: application/json; type=entry")
+    inner.append("")
+    if body is not None:
+        inner.append(body)
+    head = (
+        f"--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
+    )
+    return head + "\r\n" + "\r\n".join(inner) + "\r\n"
+
+
+def _batch_answers(r: httpx.Response) -> list[tuple[int, str]]:
+    """(status, body) of each answer, change set answers flattened."""
+    import re
+
+    found = re.findall(r"HTTP/1\.1 (\d{3})[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]*)", r.text)
+    return [(int(status), body) for status, body in found]
+
+
+def test_batch_runs_a_long_fetchxml_and_a_change_set(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    api = "http://testserver/api/data/v9.2"
+    padding = "".join(
+        f'<condition attribute="subject" operator="ne" value="{i:05d}{"x" * 40}"/>'
+        for i in range(450)
+    )
+    long_xml = ALL_MINE.replace("</entity>", f'<filter type="and">{padding}</filter></entity>')
+    assert len(long_xml) > 32_000  # more than a URL may carry
+    contact = uuid.uuid4()
+    changeset = "changeset_1"
+    body = (
+        _batch_part("batch_1", "GET", f"{api}/emails?fetchXml={quote(long_xml)}")
+        + '--batch_1\r\nContent-Type: multipart/mixed; boundary="changeset_1"\r\n\r\n'
+        + _batch_part(changeset, "PATCH", f"{api}/contacts({contact})", '{"fullname": "Bo"}')
+        + f"--{changeset}--\r\n"
+        + _batch_part("batch_1", "GET", f"contacts({contact})?$select=fullname")
+        + "--batch_1--\r\n"
+    )
+    r = client.post(
+        f"{BASE}/$batch",
+        content=body.encode(),
+        headers=_h(world, **{"content-type": 'multipart/mixed; boundary="batch_1"'}),
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("multipart/mixed; boundary=batchresponse_")
+    answers = _batch_answers(r)
+    assert [status for status, _ in answers] == [200, 204, 200]
+    assert [row["subject"] for row in json.loads(answers[0][1])["value"]] == [
+        "hot",
+        "noisy",
+        "old",
+    ]
+    assert json.loads(answers[2][1])["fullname"] == "Bo"
+
+
+def test_batch_stops_at_the_first_failure_and_keeps_its_key(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    theirs = world["ids"]["theirs"]
+    body = (
+        _batch_part("b", "GET", f"emails({theirs})")  # not the rep's: 404
+        + _batch_part("b", "GET", "WhoAmI()")
+        + _batch_part("b", "GET", "/api/v1/emails")  # not the Web API: refused
+        + "--b--\r\n"
+    )
+    headers = _h(world, **{"content-type": "multipart/mixed; boundary=b"})
+    r = client.post(f"{BASE}/$batch", content=body.encode(), headers=headers)
+    assert [s for s, _ in _batch_answers(r)] == [404]
+    r = client.post(
+        f"{BASE}/$batch",
+        content=body.encode(),
+        headers={**headers, "prefer": "odata.continue-on-error"},
+    )
+    answers = _batch_answers(r)
+    assert [s for s, _ in answers] == [404, 200, 404]
+    assert json.loads(answers[1][1])["UserId"] == str(world["rep"])
+    assert json.loads(answers[2][1])["error"]["code"] == "0x80060888"
+    anonymous = client.post(
+        f"{BASE}/$batch", content=body.encode(), headers={"content-type": headers["content-type"]}
+    )
+    assert anonymous.status_code == 401
+    plain = client.post(f"{BASE}/$batch", content=b"x", headers=_h(world))
+    assert (plain.status_code, plain.json()["error"]["code"]) == (400, "0x80048d19")

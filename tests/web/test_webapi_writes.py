@@ -172,5 +172,5 @@ def test_json_the_decoder_refuses_is_a_400(
     before = _state(engine)
     r = _patch(client, world, f"contacts({world['dana']})", raw)
     assert r.status_code == 400, r.text
-    assert r.json()["error"]["code"] == "0x0"
+    assert r.json()["error"]["code"] == "0x80048d19"  # Dataverse: the payload cannot be read
     assert _state(engine) == before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import datetime
 from email.utils import parseaddr
@@ -42,6 +43,7 @@ SHOWN = (
     "noiseflag",
 )
 KINDS = {0: "open", 1: "click", 2: "download", 3: "reply"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9@._+-]")
 
 
 @emails_app.command("instrument")
@@ -53,7 +55,9 @@ def emails_instrument(
     sender: Annotated[str | None, typer.Option(help="Default: the From address.")] = None,
     sent_at: Annotated[datetime | None, typer.Option(help="Send time (default now, UTC).")] = None,
 ) -> None:
-    """Track an .eml file: write one instrumented .eml per recipient into --out."""
+    """Track an .eml file: write each recipient's copy into --out as
+    <activityid>-<address>.eml. The same Message-ID from the same sender again is the
+    same email."""
     if not file.is_file():
         raise InputError(f"{file}: no such file")
     try:
@@ -83,10 +87,11 @@ def emails_instrument(
             conn, msg, sender=sender, recipients=recipients, sent_at=common.aware(sent_at)
         )
         try:
-            for copy in result.copies:
-                path = out_dir / f"{result.activity_id}-{copy.delivery_id}.eml"
+            names = _copy_names(result.activity_id, [c.recipient for c in result.copies])
+            for copy, name in zip(result.copies, names, strict=True):
+                path = out_dir / name
                 written.append(path)
-                path.write_bytes(copy.message.as_bytes())
+                path.write_bytes(copy.as_bytes("\r\n"))
                 table.add_row(
                     copy.recipient,
                     "yes" if copy.decision.tracked else "no",
@@ -100,8 +105,27 @@ def emails_instrument(
                 f"--out {out_dir}: cannot write {written[-1].name} ({exc.strerror}); "
                 "nothing was recorded"
             ) from exc
-    out.print(f"email {result.activity_id} ({result.message_id})")
+    again = " - recorded before: the same email, its copies again" if result.replayed else ""
+    out.print(f"email {result.activity_id} ({result.message_id}){again}")
     out.print(table)
+
+
+def _copy_names(activity_id: object, recipients: list[str]) -> list[str]:
+    """A file name per copy that says whose it is: the email's id (so copies of other
+    emails in the same folder stay apart) and the recipient's address with anything
+    but letters, digits and ``@._+-`` made ``_`` (no path separators, no dot files);
+    a name two addresses share gets a counter."""
+    names: list[str] = []
+    taken: set[str] = set()
+    for recipient in recipients:
+        stem = f"{activity_id}-{_UNSAFE.sub('_', recipient)[:200]}"
+        name, n = f"{stem}.eml", 1
+        while name.lower() in taken:  # case-insensitive file systems
+            n += 1
+            name = f"{stem}-{n}.eml"
+        taken.add(name.lower())
+        names.append(name)
+    return names
 
 
 @emails_app.command("show")

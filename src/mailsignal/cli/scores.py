@@ -41,10 +41,10 @@ def classify(
     total = len(deliveries_with_events(engine))
     bar, task = common.progress_bar(total, f"classifier {VERSION}")
     with bar:
-        changed = recompute_all(engine, settings, lambda n: bar.advance(task, n), facts)
+        revised, changed = recompute_all(engine, settings, lambda n: bar.advance(task, n), facts)
     out.print(
         f"recomputed {total} recipient timelines with classifier {VERSION}: "
-        f"{changed} verdicts changed"
+        f"{changed} verdicts changed, {revised - changed} more events with new reasons"
     )
 
 

@@ -7,6 +7,12 @@ number it ends, the sort key of that page's last row and a fingerprint of the or
 Sent back with `page+1`, it turns into "rows after this key" instead of an OFFSET, so
 deep pages cost the same as the first and rows inserted meanwhile shift nothing.
 
+The Web API wraps it as Dataverse does (`annotation`): `<cookie pagenumber="2"
+pagingcookie="%253ccookie page..." istracking="False" />`, whose `pagingcookie` is an
+inner `<cookie page="1">...</cookie>` URL-encoded twice. Clients (the Python SDK,
+dynamics-web-api's fetchAll) decode it twice and send the inner XML back as
+`paging-cookie`, so `decode` takes that inner form as well as the bare token.
+
 Ascending keys sort nulls first and descending nulls last (SQL Server's order, which
 Dataverse users see), the same on both backends. A cookie for another page number or
 another order falls back to simple (OFFSET) paging, as Dataverse does when no cookie
@@ -19,11 +25,13 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import and_, false, literal, or_
 from sqlalchemy.sql.elements import ColumnElement
@@ -65,6 +73,40 @@ def encode(page: int, values: Sequence[object], fp: str) -> str:
     return base64.urlsafe_b64encode(doc.encode()).decode().rstrip("=")
 
 
+# The inner cookie a client sends back: `<cookie page="1"><token value="..." /></cookie>`.
+_INNER = re.compile(
+    r'\s*<cookie\s+page="\d+"\s*>\s*<token\s+value="([A-Za-z0-9_-]*)"\s*/>\s*</cookie>\s*'
+)
+
+
+def annotation(token: str) -> str:
+    """`@Microsoft.Dynamics.CRM.fetchxmlpagingcookie` for `token` (made by `encode`), in
+    Dataverse's form: the next page number and the inner cookie URL-encoded twice."""
+    page = _page(_document(token))
+    inner = f'<cookie page="{page}"><token value="{token}" /></cookie>'
+    twice = quote(quote(inner, safe=""), safe="")
+    return f'<cookie pagenumber="{page + 1}" pagingcookie="{twice}" istracking="False" />'
+
+
+def _page(doc: dict[str, Any]) -> int:
+    page = doc.get("p")
+    if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+        raise _bad()
+    return page
+
+
+def _document(cookie: str) -> dict[str, Any]:
+    inner = _INNER.fullmatch(cookie)
+    text = inner[1] if inner else cookie.strip()
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError):
+        raise _bad() from None
+    if not isinstance(doc, dict):
+        raise _bad()
+    return doc
+
+
 def _bad() -> FetchXmlQueryError:
     return FetchXmlQueryError("The paging cookie is not valid.", error_code=codes.INVALID_ARGUMENT)
 
@@ -93,16 +135,11 @@ def _typed(value: object, kind: str) -> object:
 
 
 def decode(cookie: str, keys: Sequence[SortKey], fp: str) -> tuple[int, list[object]] | None:
-    """(page, typed key values) from a cookie; None when it belongs to another order."""
-    try:
-        raw = base64.urlsafe_b64decode(cookie.strip() + "=" * (-len(cookie.strip()) % 4))
-        doc = json.loads(raw)
-    except (binascii.Error, ValueError):
-        raise _bad() from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("k"), list):
-        raise _bad()
-    page = doc.get("p")
-    if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+    """(page, typed key values) from a cookie, the bare token or the inner `<cookie>` a
+    Dataverse client sends back; None when it belongs to another order."""
+    doc = _document(cookie)
+    page = _page(doc)
+    if not isinstance(doc.get("k"), list):
         raise _bad()
     if doc.get("f") != fp or len(doc["k"]) != len(keys):
         return None

@@ -33,22 +33,24 @@ def _run(
     *,
     full: bool,
     facts: FactRegistry,
-) -> int:
-    changed = 0
+) -> tuple[int, int]:
+    """(events with a new verdict or new reasons, events with a new verdict)."""
+    rewritten_total = verdicts = 0
     for start in range(0, len(delivery_ids), CHUNK):
         chunk = delivery_ids[start : start + CHUNK]
         now = datetime.now(UTC)
         with engine.begin() as conn:
             deliveries = events.deliveries(conn, chunk, lock=True)
             rewritten, revised = reclassify(conn, deliveries, settings, now=now, facts=facts)
-            changed += rewritten
+            rewritten_total += rewritten
+            verdicts += len(revised)
             if full:
                 tally.rebuild(conn, {d.email for d in deliveries.values()}, settings, now)
             else:
                 tally.apply(conn, revised, deliveries, settings, now)
         if progress:
             progress(len(chunk))
-    return changed
+    return rewritten_total, verdicts
 
 
 def deliveries_with_events(engine: Engine, *, stale_only: bool = False) -> list[int]:
@@ -61,10 +63,11 @@ def recompute_all(
     settings: Settings,
     progress: Callable[[int], None] | None = None,
     facts: FactRegistry = STANDARD_FACTS,
-) -> int:
+) -> tuple[int, int]:
     """Classify every stored event again and rebuild what counts them; returns how many
-    stored events got a new verdict or new reasons. `facts`: `Pipeline.facts` of the
-    enrichment that wrote the stored facts."""
+    stored events got new reasons (their verdict, confidence, version or fired rules),
+    and how many of those a new verdict (human, machine, forward...). `facts`:
+    `Pipeline.facts` of the enrichment that wrote the stored facts."""
     ids = deliveries_with_events(engine)
     return _run(engine, settings, ids, progress, full=True, facts=facts)
 
@@ -73,10 +76,11 @@ def sweep(
     engine: Engine, settings: Settings, now: datetime, facts: FactRegistry = STANDARD_FACTS
 ) -> int:
     """Re-run deliveries whose seven-day window just closed, and any classified by an
-    older classifier version. Cheap enough to run every hour from the ingest worker."""
+    older classifier version. Cheap enough to run every hour from the ingest worker.
+    Returns how many events got a new verdict."""
     with engine.connect() as conn:
         aged = events.deliveries_sent_between(
             conn, now - timedelta(days=8), now - timedelta(days=7)
         )
     ids = sorted(set(aged) | set(deliveries_with_events(engine, stale_only=True)))
-    return _run(engine, settings, ids, None, full=False, facts=facts)
+    return _run(engine, settings, ids, None, full=False, facts=facts)[1]

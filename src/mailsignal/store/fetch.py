@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection
 
 from ..errors import NotFoundError
-from ..fetchxml import Caller, CompiledFetch, codes, compile_fetch, parse
+from ..fetchxml import Caller, CompiledFetch, Fetch, codes, compile_fetch, parse
 from ..fetchxml.aggregate import SQLITE_FUNCTION, sqlite_datepart
 from ..fetchxml.paging import encode
 from . import users
@@ -99,7 +99,7 @@ def _install_sqlite_functions(dbapi_connection: Any) -> None:
 
 def execute(
     conn: Connection,
-    xml: str,
+    xml: str | Fetch,
     caller: Caller,
     *,
     now: datetime | None = None,
@@ -107,9 +107,12 @@ def execute(
 ) -> FetchResult:
     """Parse, compile and run `xml` for `caller` on `conn` (SQLite or PostgreSQL).
 
+    `xml` may also be a query already built, as `fetchxml.odata` builds one from OData
+    options: it then runs through the same compiler, row access rule and bound.
+
     Args:
         conn: an open connection; the caller owns the transaction.
-        xml: the FetchXML text.
+        xml: the FetchXML text, or its syntax tree.
         caller: whose rows are visible and whose time zone relative dates use.
         now: the instant date operators count from (default: the current time).
         bound: the deadline of the page and the count together, and the handle that
@@ -119,7 +122,13 @@ def execute(
         FetchXmlParseError, FetchXmlQueryError: the query is refused (Dataverse's codes).
         QueryTimeout, QueryCancelled: `bound` stopped it.
     """
-    compiled = compile_xml(xml, caller, now=now, dialect_name=conn.dialect.name)
+    compiled = compile_fetch(
+        parse(xml) if isinstance(xml, str) else xml,
+        caller,
+        CATALOG,
+        now=now or datetime.now(UTC),
+        dialect_name=conn.dialect.name,
+    )
     if compiled.needs_sqlite_functions:
         _install_sqlite_functions(conn.connection.driver_connection)
     result = list(run(conn, compiled.select, bound))

@@ -92,3 +92,39 @@ def count(conn: Connection) -> int:
         int(conn.execute(select(func.count()).select_from(table)).scalar_one())
         for table, _key in TABLES.values()
     )
+
+
+def listing(
+    conn: Connection, kind: str, *, contains: str | None = None, limit: int = 50, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Parties of one kind, by name then id; `contains` keeps those whose name or address
+    holds it, whatever its case."""
+    table, key = TABLES[kind]
+    name = table.c["name" if kind == "account" else "fullname"]
+    query = select(table).order_by(name, table.c[key]).limit(limit).offset(offset)
+    if contains:
+        query = query.where(
+            func.lower(name).contains(contains.lower(), autoescape=True)
+            | func.lower(table.c.emailaddress1).contains(contains.lower(), autoescape=True)
+        )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def by_address(conn: Connection, kind: str, address: str) -> uuid.UUID | None:
+    """The first party of this kind with this address, whatever its case (indexed)."""
+    table, key = TABLES[kind]
+    found = conn.execute(
+        select(table.c[key])
+        .where(func.lower(table.c.emailaddress1) == address.lower())
+        .order_by(table.c[key])
+        .limit(1)
+    ).first()
+    return None if found is None else found[0]
+
+
+def accounts_named(conn: Connection, name: str) -> list[uuid.UUID]:
+    """The accounts with this name, whatever its case (how an export names a parent)."""
+    rows = conn.execute(
+        select(account.c.accountid).where(func.lower(account.c.name) == name.strip().lower())
+    )
+    return [row[0] for row in rows]

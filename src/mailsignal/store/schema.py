@@ -240,6 +240,35 @@ emaildelivery = Table(
     UniqueConstraint("emailactivityid", "emailaddress"),
     # A party's deliveries (store/scores.py reads them for every score update).
     Index("ix_emaildelivery_recipient", "recipientobjectid", "recipientobjecttypecode"),
+    # Mail already sent to an address, re-linked when a party takes it (store/relink.py,
+    # migration 0007); addresses are stored lower-cased, so this serves any case.
+    Index("ix_emaildelivery_emailaddress", "emailaddress"),
+)
+
+# One email per sender and Message-ID (outgoing.track, issue 11): a message that comes
+# again is the email it made the first time. The key is sha256(sender NUL Message-ID)
+# (store/sent.message_key): a Message-ID may be 998 characters, too long for an index
+# entry. A table of its own, not a unique index on `email`, which a database holding
+# duplicates from before could not take (migration 0008 keeps the first of each).
+sentmessage = Table(
+    "sentmessage",
+    metadata,
+    Column("messagekey", String(64), primary_key=True),
+    Column("emailactivityid", Uuid, ForeignKey("email.activityid"), nullable=False),
+)
+
+# `Idempotency-Key` of POST /api/v1/emails, per user (web/api.py): the request's hash, and
+# the Message-ID and send time its email was given, so the same request again is the
+# same email; a key older than web/api.IDEMPOTENCY_TTL (24 h) may be used afresh.
+idempotencykey = Table(
+    "idempotencykey",
+    metadata,
+    Column("ownerid", Uuid, ForeignKey("systemuser.systemuserid"), primary_key=True),
+    Column("idempotencykey", String(255), primary_key=True),
+    Column("requesthash", String(64), nullable=False),
+    Column("messageid", String(998), nullable=False),
+    Column("senton", UtcDateTime, nullable=False),
+    Column("createdon", UtcDateTime, nullable=False),
 )
 
 trackedlink = Table(

@@ -7,20 +7,27 @@ sees and sends only as themselves; an admin sees every email and may send for an
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
+from email.utils import make_msgid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from .. import instrument, outgoing
 from ..addresses import normalise_address
 from ..errors import AuthError, ForbiddenError, InputError
-from ..store import emails, events, users
+from ..store import emails, events, sent, users
+from ..store.db import writing
+
+# How long an Idempotency-Key stands for its first request (the IETF draft's example).
+IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
 class EmailIn(BaseModel):
@@ -66,6 +73,18 @@ class EmailCreated(BaseModel):
     activityid: uuid.UUID
     messageid: str
     deliveries: list[CopyOut]
+    replayed: bool = Field(
+        default=False,
+        description="The sender had recorded this Message-ID (or this Idempotency-Key) "
+        "before: this is that email, with its copies (status 200, not 201).",
+    )
+
+
+class IdempotencyKeyReused(InputError):
+    """An Idempotency-Key sent again with another request body."""
+
+    code = "idempotency_key_reused"
+    http_status = 422
 
 
 def _engine(request: Request) -> Engine:
@@ -89,12 +108,14 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in row.items()}
 
 
-def _mime_fields(msg: EmailMessage) -> dict[str, str | None]:
-    # as_bytes keeps each part's transfer encoding; as_string would re-encode 8bit bodies.
+def _mime_fields(copy: outgoing.TrackedCopy) -> dict[str, str | None]:
+    # Lines end in CRLF, as RFC 5322 has them; as_bytes keeps each part's transfer
+    # encoding, where as_string would re-encode 8bit bodies.
     try:
-        raw = msg.as_bytes()
+        raw = copy.as_bytes("\r\n")
     except UnicodeEncodeError:  # a non-ASCII header with no encoded form (a Message-ID)
-        raw = msg.as_bytes(policy=policy.SMTPUTF8)  # as SMTPUTF8 mail carries it
+        # as SMTPUTF8 mail carries it
+        raw = copy.message.as_bytes(policy=policy.SMTPUTF8.clone(linesep="\r\n"))
     try:
         return {"mime": raw.decode("utf-8"), "mime_base64": None}
     except UnicodeDecodeError:
@@ -102,37 +123,61 @@ def _mime_fields(msg: EmailMessage) -> dict[str, str | None]:
 
 
 @router.post("/emails", status_code=201, response_model=EmailCreated)
-def create_email(body: EmailIn, request: Request, user: User) -> EmailCreated:
-    """Register an outgoing email and return each recipient's instrumented copy."""
+def create_email(
+    body: EmailIn,
+    request: Request,
+    response: Response,
+    user: User,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Makes a retried POST without a message_id the same email: the same "
+            "key with the same body within 24 h answers the first response again (200, "
+            "`replayed`); with another body, 422.",
+        ),
+    ] = None,
+) -> EmailCreated:
+    """Register an outgoing email and return each recipient's instrumented copy.
+
+    Idempotent by Message-ID: the same sender's Message-ID again is the email it made
+    (200, `replayed: true`, header `Idempotent-Replayed: true`), never a second one."""
     if (
         user["accessrole"] != "admin"
         and normalise_address(body.sender) != user["internalemailaddress"]
     ):
         raise ForbiddenError("a rep may only track email they send themselves")
-    # Fields are checked by the service every edge shares (outgoing.build_message, track).
-    if body.mime is not None:
-        if body.html or body.text:
-            raise InputError("give either mime or html/text, not both")
-        msg = instrument.parse_message(body.mime)
-        recipients = body.recipients or outgoing.recipients_of(msg)
-    else:
-        if not body.recipients:
-            raise InputError("recipients: at least one address is required")
-        recipients = body.recipients
-        msg = outgoing.build_message(
-            body.sender,
-            recipients,
-            body.subject,
-            body.html,
-            body.text,
-            body.message_id,
-            body.sent_at,
-        )
+    if body.mime is not None and (body.html or body.text):
+        raise InputError("give either mime or html/text, not both")
+    if body.mime is None and not body.recipients:
+        raise InputError("recipients: at least one address is required")
     service: outgoing.Outgoing = request.app.state.outgoing
-    with _engine(request).begin() as conn:
+    # Fields are checked by the service every edge shares (outgoing.build_message, track).
+    msg = instrument.parse_message(body.mime) if body.mime is not None else None
+    with writing(_engine(request)) as conn:
+        message_id, sent_at = body.message_id, body.sent_at
+        if idempotency_key is not None:
+            message_id, sent_at = _key_use(conn, user, idempotency_key, body, msg)
+        elif msg is None and message_id is not None and sent_at is None:
+            # A repeat's Date is the first one's, so its copies are the same bytes.
+            sent_at = sent.sent_at_of(conn, normalise_address(body.sender), message_id.strip())
+        if msg is None:
+            recipients = body.recipients
+            msg = outgoing.build_message(
+                body.sender, recipients, body.subject, body.html, body.text, message_id, sent_at
+            )
+        else:
+            recipients = body.recipients or outgoing.recipients_of(msg)
+            if message_id is not None and msg.get("Message-ID") is None:
+                msg["Message-ID"] = message_id
         result = service.track(
-            conn, msg, sender=body.sender, recipients=recipients, sent_at=body.sent_at
+            conn, msg, sender=body.sender, recipients=recipients, sent_at=sent_at
         )
+    if result.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
     return EmailCreated(
         activityid=result.activity_id,
         messageid=result.message_id,
@@ -142,11 +187,40 @@ def create_email(body: EmailIn, request: Request, user: User) -> EmailCreated:
                 deliveryid=c.delivery_id,
                 tracked=c.decision.tracked,
                 untracked_reasons=list(c.decision.reasons),
-                **_mime_fields(c.message),
+                **_mime_fields(c),
             )
             for c in result.copies
         ],
+        replayed=result.replayed,
     )
+
+
+def _key_use(
+    conn: Connection,
+    user: dict[str, Any],
+    key: str,
+    body: EmailIn,
+    msg: EmailMessage | None,
+) -> tuple[str, datetime]:
+    """The Message-ID and send time an Idempotency-Key gives this request: those of its
+    first use (so the email is found again), or new ones. The same key with another body
+    is refused (draft-ietf-httpapi-idempotency-key-header: 422)."""
+    now = datetime.now(UTC)
+    own_id = msg.get("Message-ID") if msg is not None else body.message_id
+    first = sent.KeyUse(
+        # json.dumps, not model_dump_json: it writes a lone surrogate as \ud800, not an error.
+        hashlib.sha256(json.dumps(body.model_dump(), default=str).encode()).hexdigest(),
+        str(own_id)
+        if own_id is not None
+        else make_msgid(domain=body.sender.rpartition("@")[2] or None),
+        body.sent_at or now,
+    )
+    use = sent.claim_key(conn, user["systemuserid"], key, first, now, now - IDEMPOTENCY_TTL)
+    if use.request_hash != first.request_hash:
+        raise IdempotencyKeyReused(
+            "Idempotency-Key was used with another request body: use a new key for a new email"
+        )
+    return use.message_id, use.sent_at
 
 
 @router.get("/emails")

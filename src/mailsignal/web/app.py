@@ -33,8 +33,11 @@ from .admin import router as admin_router
 from .api import router
 from .headers import SecurityHeaders
 from .limits import BodyLimit
+from .records import router as records_router
 from .track import ClientAddress, Tracker
+from .webapi import PREFIX as WEBAPI_PREFIX
 from .webapi import router as webapi_router
+from .webapi.errors import http_refusal, refusal
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,11 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 
 def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(MailSignalError)
-    async def _ms(_request: Request, exc: MailSignalError) -> JSONResponse:
+    async def _ms(request: Request, exc: MailSignalError) -> JSONResponse:
+        if request.url.path.startswith(WEBAPI_PREFIX):
+            answer = refusal(exc)
+            if answer is not None:
+                return answer
         return _error(exc.http_status, exc.code, exc.message, **exc.detail)
 
     @app.exception_handler(RequestValidationError)
@@ -58,7 +65,9 @@ def _install_errors(app: FastAPI) -> None:
         return _error(400, "invalid_input", summary or "invalid request", fields=fields)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if request.url.path.startswith(WEBAPI_PREFIX):  # Dataverse clients branch on codes
+            return http_refusal(exc.status_code, str(exc.detail), request.method, request.url.path)
         return _error(exc.status_code, "http_error", str(exc.detail))
 
     @app.exception_handler(OperationalError)
@@ -99,6 +108,7 @@ def create_api(settings: Settings) -> FastAPI:
     app.include_router(router)
     app.include_router(admin_router)
     app.include_router(webapi_router)
+    app.include_router(records_router)
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:

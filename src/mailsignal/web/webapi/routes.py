@@ -23,14 +23,25 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Connection, Engine
 
 from ...errors import MailSignalError
-from ...fetchxml import Caller, EntityInfo, parse
+from ...fetchxml import Caller, EntityInfo, Fetch, parse
+from ...fetchxml.paging import annotation
 from ...store import fetch, records, users
 from ...store.bounds import QueryBound
 from ...store.catalog import CATALOG
 from ..api import current_user
 from ..queries import bounded, query_slot
-from . import writes
-from .errors import DataverseError, does_not_exist, handle, record_id
+from . import options, prepare, writes
+from .batch import router as batch_router
+from .definitions import router as definitions_router
+from .errors import (
+    BAD_PAYLOAD,
+    QUERY_SYNTAX,
+    DataverseError,
+    does_not_exist,
+    handle,
+    no_options,
+    record_id,
+)
 from .shape import (
     FORMATTED,
     MORE,
@@ -38,6 +49,8 @@ from .shape import (
     TOTAL,
     TOTAL_EXCEEDED,
     lookup_refs,
+    max_page_size,
+    next_link,
     prefer_annotations,
     shape,
     wants,
@@ -56,7 +69,7 @@ def _engine(request: Request) -> Engine:
 def _entity_set(name: str) -> EntityInfo:
     info = CATALOG.entity_set(name)
     if info is None:
-        raise DataverseError(404, "", f"Resource not found for the segment '{name}'.")
+        raise DataverseError(404, QUERY_SYNTAX, f"Resource not found for the segment '{name}'.")
     return info
 
 
@@ -70,12 +83,20 @@ def _shaped(
     rows: list[dict[str, Any]],
     wanted: set[str] | None,
     caller: Caller,
+    hidden: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
-    """`rows` shaped for the caller, with the lookups' display names when asked for."""
+    """`rows` shaped for the caller, with the lookups' display names when asked for;
+    `hidden` columns were read only for the ETag."""
     names = records.display_names(conn, lookup_refs(info, rows)) if wants(wanted, FORMATTED) else {}
-    return shape(info, rows, wanted, ZoneInfo(caller.time_zone), names)
+    return shape(info, rows, wanted, ZoneInfo(caller.time_zone), names, hidden)
 
 
+# Registered before `/{segment}`, which would take `$metadata` for an entity set.
+router.include_router(definitions_router)
+router.include_router(batch_router)
+
+
+@router.get("/WhoAmI()")
 @router.get("/WhoAmI")
 def who_am_i(request: Request) -> Any:
     """The caller's ids, as Dataverse's WhoAmI function returns them."""
@@ -101,22 +122,27 @@ def _saved_queries(request: Request) -> Any:
 
     with _engine(request).connect():
         current_user(request)
+    records_ = [
+        {
+            "savedqueryid": str(v.id),
+            "name": v.name,
+            "description": v.description,
+            "returnedtypecode": v.entity,
+            "fetchxml": v.fetchxml,
+            "querytype": 0,
+            "isdefault": v.slug == "engaged-this-week",
+        }
+        for v in views.all_views(request.app.state.settings.data_dir)
+    ]
+    params = options.once(request.query_params.multi_items())
+    value, query = options.saved_queries(records_, params)
     base = str(request.base_url).rstrip("/")
     return JSONResponse(
         {
-            "@odata.context": f"{base}{PREFIX}/$metadata#savedqueries",
-            "value": [
-                {
-                    "savedqueryid": str(v.id),
-                    "name": v.name,
-                    "description": v.description,
-                    "returnedtypecode": v.entity,
-                    "fetchxml": v.fetchxml,
-                    "querytype": 0,
-                    "isdefault": v.slug == "engaged-this-week",
-                }
-                for v in views.all_views(request.app.state.settings.data_dir)
-            ],
+            "@odata.context": options.context(
+                f"{base}{PREFIX}/$metadata", options.SAVED_QUERY, query
+            ),
+            "value": value,
         }
     )
 
@@ -147,7 +173,7 @@ def _with_count(xml: str) -> str:
 
 
 def _run(
-    request: Request, conn: Connection, xml: str, bound: QueryBound | None
+    request: Request, conn: Connection, xml: str | Fetch, bound: QueryBound | None
 ) -> tuple[Caller, fetch.FetchResult]:
     """`xml` run for the key's user on `conn`: under `bound` and in one of their query
     slots, or (no bound: the record a PATCH just wrote) as it is."""
@@ -170,40 +196,44 @@ async def retrieve(segment: str, request: Request) -> Any:
         if segment == "savedqueries":
             return _saved_queries(request)
         info = _entity_set(segment)
-        params = dict(request.query_params)
-        for name in params:
-            if name not in ("fetchXml", "$count", "savedQuery"):
-                raise DataverseError(400, "0x0", f"The query parameter {name} is not supported")
-        xml = params.get("fetchXml")
+        params = options.once(request.query_params.multi_items())
+        query = options.plan(info, params)  # None: FetchXML; OData options refused there
+        xml = params.get("fetchXml", "")
         if params.get("savedQuery"):
             xml = _saved_query_xml(request, params["savedQuery"], info)
-        if not xml:
-            raise DataverseError(
-                400,
-                "0x0",
-                "This endpoint needs a fetchXml query parameter "
-                "(OData $filter queries are not supported).",
-            )
-        if parse(xml).entity.name != info.name:
+        if query is None and parse(xml).entity.name != info.name:
             raise DataverseError(
                 400,
                 "0x80041128",
                 "The entity name specified in FetchXml does not match the entity name in the URL.",
             )
-        if params.get("$count", "").lower() == "true":
+        if query is None and params.get("$count", "").lower() == "true":
             xml = _with_count(xml)
         wanted, applied = prefer_annotations(request)
+        hidden, page_size = frozenset[str](), max_page_size(request)
+        if query is None:
+            xml, hidden, page_size = prepare.ready(xml, info, page_size)
+            if page_size:
+                size = f"odata.maxpagesize={page_size}"
+                applied = f"{applied}, {size}" if applied else size
         with _engine(request).connect() as conn:
-            caller, result = _run(request, conn, xml, bound)
-            value = _shaped(conn, info, result.rows, wanted, caller)
+            caller, result = _run(request, conn, query.fetch if query else xml, bound)
+            value = _shaped(conn, info, result.rows, wanted, caller, hidden)
+        options.finish(value, query)
         base = str(request.base_url).rstrip("/")
-        body: dict[str, Any] = {"@odata.context": f"{base}{PREFIX}/$metadata#{info.entity_set}"}
+        body: dict[str, Any] = {
+            "@odata.context": options.context(f"{base}{PREFIX}/$metadata", info, query)
+        }
         if result.total_record_count is not None:
             body["@odata.count"] = result.total_record_count
             body[f"@{TOTAL}"] = result.total_record_count
             body[f"@{TOTAL_EXCEEDED}"] = result.total_record_count_limit_exceeded
         if result.more_records and wants(wanted, PAGING) and result.paging_cookie:
-            body[f"@{PAGING}"] = result.paging_cookie
+            body[f"@{PAGING}"] = annotation(result.paging_cookie)
+        if query is None and page_size and result.more_records:
+            body["@odata.nextLink"] = next_link(
+                request, base, fetchXml=prepare.following(xml, result.page, result.paging_cookie)
+            )
         if wants(wanted, MORE):
             body[f"@{MORE}"] = result.more_records
         body["value"] = value
@@ -218,7 +248,9 @@ def _fetch_one(info: EntityInfo, record: uuid.UUID, select_: list[str] | None) -
     if select_:
         for name in select_:
             if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-                raise DataverseError(400, "0x0", f"Could not find a property named '{name}'.")
+                raise DataverseError(
+                    400, QUERY_SYNTAX, f"Could not find a property named '{name}'."
+                )
         columns = "".join(
             f'<attribute name="{n}"/>'
             for n in dict.fromkeys([info.primary_key, *select_, "modifiedon"])
@@ -228,7 +260,7 @@ def _fetch_one(info: EntityInfo, record: uuid.UUID, select_: list[str] | None) -
         if unknown:
             raise DataverseError(
                 400,
-                "0x0",
+                QUERY_SYNTAX,
                 f"Could not find a property named '{unknown[0]}' "
                 f"on type 'Microsoft.Dynamics.CRM.{info.name}'.",
             )
@@ -245,7 +277,8 @@ def _retrieve_one(
     request: Request, info: EntityInfo, record: uuid.UUID, *, bound: QueryBound | None = None
 ) -> Any:
     raw = request.query_params.get("$select")
-    select_ = [s.strip() for s in raw.split(",") if s.strip()] if raw else None
+    asked = [s.strip() for s in raw.split(",") if s.strip()] if raw else None
+    select_ = [prepare.column(info, n) for n in asked] if asked else None
     wanted, applied = prefer_annotations(request)
     with _engine(request).connect() as conn:
         caller, result = _run(request, conn, _fetch_one(info, record, select_), bound)
@@ -254,6 +287,10 @@ def _retrieve_one(
         [row] = _shaped(conn, info, result.rows, wanted, caller)
     if select_ and "modifiedon" not in select_:
         row.pop("modifiedon", None)
+    for name in asked or ():  # a column asked for by its Dataverse alias answers by it
+        column = writes.ALIASES.get(info.entity_set, {}).get(name)
+        if column and column in row:
+            row[name] = row[column] if column in (asked or ()) else row.pop(column)
     base = str(request.base_url).rstrip("/")
     body = {"@odata.context": f"{base}{PREFIX}/$metadata#{info.entity_set}/$entity", **row}
     headers = {"OData-Version": "4.0"}
@@ -273,19 +310,22 @@ async def patch(segment: str, request: Request) -> Any:
         key = _KEY.match(segment)
         if not key:
             _entity_set(segment)
-            raise DataverseError(405, "0x0", f"PATCH needs a single record: {segment}(<id>).")
+            raise DataverseError(
+                405, QUERY_SYNTAX, f"PATCH needs a single record: {segment}(<id>)."
+            )
         info = _entity_set(key["set"])
         record = record_id(key["id"])
         if info.entity_set not in writes.WRITABLE:
-            raise DataverseError(405, "0x0", f"{info.entity_set} cannot be updated here.")
+            raise DataverseError(405, QUERY_SYNTAX, f"{info.entity_set} cannot be updated here.")
         try:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError as exc:
-            raise DataverseError(400, "0x0", f"Invalid JSON body: {exc.msg}.") from exc
+            raise DataverseError(400, BAD_PAYLOAD, f"Invalid JSON body: {exc.msg}.") from exc
         except (ValueError, RecursionError) as exc:  # 4,300+ digit integers, deep nesting
-            raise DataverseError(400, "0x0", "Invalid JSON body: a value is too large.") from exc
+            message = "Invalid JSON body: a value is too large."
+            raise DataverseError(400, BAD_PAYLOAD, message) from exc
         if not isinstance(body, dict):
-            raise DataverseError(400, "0x0", "The request body must be a JSON object.")
+            raise DataverseError(400, BAD_PAYLOAD, "The request body must be a JSON object.")
         values = writes.values(info, body)
         with _engine(request).begin() as conn:
             caller = _caller(request, conn)
@@ -298,6 +338,7 @@ async def patch(segment: str, request: Request) -> Any:
                 records.create(conn, info, record, values)
             elif values:
                 records.update_columns(conn, info, record, values)
+            writes.follow_addresses(conn, info, current, values, request.app.state.settings)
         if "return=representation" in request.headers.get("prefer", ""):
             return _retrieve_one(request, info, record)
         base = str(request.base_url).rstrip("/")
@@ -307,3 +348,51 @@ async def patch(segment: str, request: Request) -> Any:
         )
 
     return await anyio.to_thread.run_sync(handle, run)
+
+
+@router.get("/{segment}/{rest:path}")
+async def navigate(segment: str, rest: str, request: Request) -> Any:
+    """Paths of more than one segment: `{entityset}/$count[?$filter=]` (the rows the
+    caller may read, at most 5,000 as Dataverse counts them) and `{entityset}({id})/{property}`
+    (one column's value); any other is Dataverse's 404 for the segment it cannot route."""
+
+    def run(bound: QueryBound) -> Any:
+        key = _KEY.match(segment)
+        if rest == "$count" and not key:
+            return _count(request, _entity_set(segment), bound)
+        if key and "/" not in rest:
+            info = _entity_set(key["set"])
+            return _property(request, info, record_id(key["id"]), rest, bound)
+        raise DataverseError(
+            404, QUERY_SYNTAX, f"Resource not found for the segment '{rest.split('/')[-1]}'."
+        )
+
+    return await bounded(request, lambda bound: handle(lambda: run(bound)))
+
+
+def _count(request: Request, info: EntityInfo, bound: QueryBound) -> Response:
+    with _engine(request).connect() as conn:
+        caller = _caller(request, conn)
+        with query_slot(request.app.state.settings, caller.user_id):
+            total = options.count(conn, info, request.query_params, caller, bound)
+    return Response(str(total), media_type="text/plain", headers={"OData-Version": "4.0"})
+
+
+def _property(
+    request: Request, info: EntityInfo, record: uuid.UUID, name: str, bound: QueryBound
+) -> Response:
+    column = prepare.column(info, name)
+    no_options(request.query_params)
+    with _engine(request).connect() as conn:
+        caller, result = _run(request, conn, _fetch_one(info, record, [column]), bound)
+        if not result.rows:
+            raise does_not_exist(info, record)
+        [row] = _shaped(conn, info, result.rows, None, caller)
+    value = row.get(name if name.startswith("_") else column)
+    if value is None:
+        return Response(status_code=204, headers={"OData-Version": "4.0"})
+    base = str(request.base_url).rstrip("/")
+    context = f"{base}{PREFIX}/$metadata#{info.entity_set}({record})/{name}"
+    return JSONResponse(
+        {"@odata.context": context, "value": value}, headers={"OData-Version": "4.0"}
+    )

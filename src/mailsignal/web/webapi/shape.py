@@ -4,15 +4,22 @@ Nulls are left out, a lookup `x` becomes `_x_value`, and the annotations the `Pr
 odata.include-annotations` header asks for are added: formatted values (booleans by
 their labels, numbers grouped, datetimes in the caller's zone, lookups by the display
 name of the record they point at), the lookup's logical name, and the attribute name
-of a link-entity column. The ETag is `modifiedon` in microseconds.
+of a link-entity column. The ETag is `modifiedon` in microseconds, on every row whose
+entity has it (the routes read it even when the query does not select it).
+
+`Prefer` is parsed as RFC 7240 says: comma-separated preferences whose values may be
+quoted, so `odata.include-annotations="a,b,c"` is one preference naming three
+annotations, next to `odata.maxpagesize=N`.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import Request
@@ -32,19 +39,54 @@ BOOLEAN_LABELS = {
 }
 
 
+# One preference of a Prefer header: a token, then `=` and a token or a quoted string.
+_PREFERENCE = re.compile(r'\s*([^\s=,;]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^,;]*))?[^,]*,?')
+MAX_PAGE_SIZE = 5000
+
+
+def preferences(request: Request) -> dict[str, str]:
+    """Every preference of the request's Prefer headers, by lower-cased name; quoted
+    values unquoted (`return=representation` gives "representation", a bare name "")."""
+    found: dict[str, str] = {}
+    for header in request.headers.getlist("prefer"):
+        for match in _PREFERENCE.finditer(header):
+            value = (match[2] or "").strip()
+            if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            found.setdefault(match[1].lower(), value)
+    return found
+
+
 def prefer_annotations(request: Request) -> tuple[set[str] | None, str | None]:
     """Which annotations the Prefer header asks for (None = none), and what to echo."""
-    for part in request.headers.get("prefer", "").split(","):
-        name, _, value = part.strip().partition("=")
-        if name.strip().lower() == "odata.include-annotations":
-            wanted = value.strip().strip('"')
-            applied = f'odata.include-annotations="{wanted}"'
-            return ({"*"} if wanted == "*" else {w.strip() for w in wanted.split(",")}), applied
-    return None, None
+    wanted = preferences(request).get("odata.include-annotations")
+    if wanted is None:
+        return None, None
+    names = {w.strip() for w in wanted.split(",") if w.strip()}
+    return names, f'odata.include-annotations="{wanted}"'
+
+
+def max_page_size(request: Request) -> int | None:
+    """`Prefer: odata.maxpagesize=N` (1..5000; a larger N is Dataverse's cap), or None
+    when absent or not a positive number, as a preference a server may ignore."""
+    raw = preferences(request).get("odata.maxpagesize", "")
+    return min(int(raw), MAX_PAGE_SIZE) if raw.isdigit() and int(raw) > 0 else None
+
+
+def next_link(request: Request, base: str, **params: str) -> str:
+    """The request's own URL under `base` with `params` replaced: `@odata.nextLink`."""
+    query = dict(request.query_params)
+    query.update(params)
+    return f"{base}{request.url.path}?{urlencode(query)}"
 
 
 def wants(wanted: set[str] | None, name: str) -> bool:
-    return wanted is not None and ("*" in wanted or name in wanted)
+    """Whether `name` is among `wanted`, literally or by a `*` / `Namespace.*` wildcard."""
+    if wanted is None:
+        return False
+    return any(
+        w == name or w == "*" or (w.endswith(".*") and name.startswith(w[:-1])) for w in wanted
+    )
 
 
 def etag(row: Mapping[str, Any]) -> str | None:
@@ -93,9 +135,12 @@ def shape(
     wanted: set[str] | None,
     zone: ZoneInfo,
     names: Mapping[uuid.UUID, str],
+    hidden: Collection[str] = (),
 ) -> list[dict[str, Any]]:
-    """Rows as Dataverse returns them; `names` are the lookups' display names."""
-    lookups = dict(info.lookups)
+    """Rows as Dataverse returns them; `names` are the lookups' display names, and
+    `hidden` columns were read only for the ETag and are left out."""
+    # A primary key that is also a lookup (usersettings' `systemuserid`) is the key.
+    lookups = {k: v for k, v in info.lookups.items() if k != info.primary_key}
     shaped = []
     for row in rows:
         out: dict[str, Any] = {}
@@ -103,7 +148,7 @@ def shape(
         if tag:
             out["@odata.etag"] = tag
         for name, value in row.items():
-            if value is None:
+            if value is None or name in hidden:
                 continue
             if name in lookups and isinstance(value, uuid.UUID):
                 key = f"_{name}_value"

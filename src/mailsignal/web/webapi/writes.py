@@ -1,19 +1,25 @@
 """What a PATCH may change (reference/dataverse.md §4-5), checked before anything is
 written: the writable columns per entity set, their JSON types, whether each value fits
 its column (length, integer range, text the database can store) and, for
-`timezonename`, that it names a time zone; the caller's privilege; and the `If-Match` /
-`If-None-Match` preconditions (ETag = `modifiedon`)."""
+`timezonename` and `timezonecode`, that they name a time zone (and set each other); the
+caller's privilege; and the `If-Match` / `If-None-Match` preconditions (ETag =
+`modifiedon`)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
+from sqlalchemy import Connection
 
 from ...fetchxml import Caller, EntityInfo
+from ...pipeline import parties
+from ...settings import Settings
+from ...store import timezones
 from ...store.columns import Misfit, misfit, shown
 from .errors import DataverseError, does_not_exist
 from .shape import etag
@@ -30,12 +36,27 @@ WRITABLE: dict[str, frozenset[str]] = {
 ALIASES = {"usersettingscollection": {"allowemailcredentials": "emailengagementoptin"}}
 # PATCH on a missing record creates it (an upsert) only for these.
 CREATABLE = frozenset({"contacts", "leads", "accounts"})
+# Navigation properties a PATCH may bind (`name@odata.bind`), per entity set: the lookup
+# column each sets and the entity set its reference names. Dataverse lets a contact's
+# parent be a contact too; MailSignal's is an account, so that form is refused by name.
+BINDS: dict[str, dict[str, tuple[str, str]]] = {
+    "contacts": {"parentcustomerid_account": ("parentcustomerid", "accounts")},
+}
+UNBINDABLE = {
+    ("contacts", "parentcustomerid_contact"): "a contact's parent is an account in "
+    "MailSignal: bind parentcustomerid_account to '/accounts(<id>)'.",
+}
+_REF = re.compile(r"^(?:.*/)?(?P<set>[A-Za-z_]+)\((?P<id>[^()]*)\)$")
 
 
 def values(info: EntityInfo, body: dict[str, Any]) -> dict[str, Any]:
     """The columns and typed values a PATCH body sets; refuses what may not be set."""
     found: dict[str, Any] = {}
     for name, value in body.items():
+        if name.endswith("@odata.bind"):
+            column, ref = _bind(info, name, value)
+            found[column] = ref
+            continue
         if name.startswith("@") or "@odata." in name:
             continue
         column = ALIASES.get(info.entity_set, {}).get(name, name)
@@ -55,9 +76,40 @@ def values(info: EntityInfo, body: dict[str, Any]) -> dict[str, Any]:
     wrong = misfit(info.table, found)
     if wrong is not None:
         raise _misfit_error(info, wrong)
-    if "timezonename" in found:
-        _check_zone(found["timezonename"])
+    if "timezonename" in found or "timezonecode" in found:
+        found.update(_zone(found))
     return found
+
+
+def _bind(info: EntityInfo, name: str, value: Any) -> tuple[str, uuid.UUID | None]:
+    """The lookup column and record a `nav@odata.bind` sets (null clears it); a 400 for
+    any bind MailSignal cannot honour, never a silent 204."""
+    prop = name.removesuffix("@odata.bind")
+    target = BINDS.get(info.entity_set, {}).get(prop)
+    if target is None:
+        why = UNBINDABLE.get((info.entity_set, prop))
+        raise DataverseError(
+            400,
+            "0x80060888",
+            f"Cannot bind '{_literal(prop)}' on {info.entity_set}: {why}"
+            if why
+            else f"An undeclared property '{_literal(prop)}' which only has property "
+            "annotations in the payload but no property value was found in the payload. "
+            "In OData, only declared navigation properties and declared named streams can "
+            "be represented as properties without values.",
+        )
+    column, entity_set = target
+    if value is None:
+        return column, None
+    match = _REF.match(value) if isinstance(value, str) else None
+    if match is None or match["set"] != entity_set:
+        raise DataverseError(
+            400,
+            "0x80060891",
+            f"The value '{_literal(value)}' of '{_literal(name)}' does not name a record "
+            f"of {entity_set}: give '/{entity_set}(<id>)'.",
+        )
+    return column, _typed("uuid", name, match["id"])
 
 
 def _misfit_error(info: EntityInfo, wrong: Misfit) -> DataverseError:
@@ -79,6 +131,32 @@ def _misfit_error(info: EntityInfo, wrong: Misfit) -> DataverseError:
         what = "NUL" if wrong.reason == "nul" else "a lone surrogate"
         text = f"The value of {where} holds a character that cannot be stored ({what})."
     return DataverseError(400, "0x80044331", f"A validation error occurred. {text}")
+
+
+def _zone(found: dict[str, Any]) -> dict[str, Any]:
+    """Both zone columns from the one (or two, agreeing) given: the date operators read
+    `timezonename`, so a `timezonecode` takes effect only through the name it stands for."""
+    if "timezonecode" not in found:
+        _check_zone(found["timezonename"])
+        code = timezones.code_of(found["timezonename"])
+        return {} if code is None else {"timezonecode": code}
+    code = found["timezonecode"]
+    name = timezones.zone_of(code)
+    if name is None:
+        raise DataverseError(
+            400,
+            "0x80044331",
+            f"A validation error occurred. The value {code} of 'timezonecode' on record of "
+            "type 'usersettings' is outside the valid range.",
+        )
+    if found.get("timezonename", name) != name:
+        raise DataverseError(
+            400,
+            "0x80044331",
+            f"A validation error occurred. timezonecode {code} is {name}, "
+            f"not '{_literal(found['timezonename'])}': give one of the two.",
+        )
+    return {"timezonename": name}
 
 
 def _check_zone(name: str) -> None:
@@ -154,3 +232,16 @@ def preconditions(
             )
     if request.headers.get("if-none-match", "").strip() == "*" and current is not None:
         raise DataverseError(412, "0x80060892", "A record with matching key values already exists.")
+
+
+def follow_addresses(
+    conn: Connection,
+    info: EntityInfo,
+    current: Mapping[str, Any] | None,
+    written: Mapping[str, Any],
+    settings: Settings,
+) -> None:
+    """After a contact, lead or account is created or changes its address or account,
+    mail already sent follows, as after the CLI's and REST's writes (pipeline/parties.py)."""
+    if info.entity_set in CREATABLE:
+        parties.follow(conn, info.name, current, written, settings)
