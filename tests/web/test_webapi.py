@@ -146,6 +146,26 @@ def test_retrieve_by_id_with_select(client: TestClient, world: dict[str, Any]) -
     assert "sender" not in body and body["@odata.etag"].startswith('W/"')
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"$expand": "regardingobjectid_contact_email"}, "The query parameter $expand is"),
+        ({"$filter": "subject eq 'hot'"}, "The query parameter $filter is not supported"),
+        ({"$top": "1"}, "The query parameter $top is not supported"),
+        ([("$select", "subject"), ("$select", "opencount")], "specified more than once"),
+    ],
+)
+def test_retrieve_by_id_refuses_the_options_it_does_not_apply(
+    client: TestClient, world: dict[str, Any], params: Any, message: str
+) -> None:
+    """By id, `$expand` and the rest were ignored with a 200 (#11): refused instead."""
+    hot = world["ids"]["hot"]
+    r = client.get(f"{BASE}/emails({hot})", params=params, headers=_h(world))
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "0x80060888"
+    assert message in r.json()["error"]["message"]
+
+
 def test_opt_in_flow_patch_verbatim(
     client: TestClient, world: dict[str, Any], engine: Engine
 ) -> None:

@@ -20,7 +20,10 @@ from . import common
 from .common import err, out
 from .mail import progress, report, summary_table
 
-import_app = typer.Typer(no_args_is_help=True, help="Bring in history: emails, hits, mail.")
+import_app = typer.Typer(
+    no_args_is_help=True,
+    help="Bring in history (emails, hits, mail) and records (contacts, leads, accounts).",
+)
 export_app = typer.Typer(no_args_is_help=True, help="Take data out.")
 
 

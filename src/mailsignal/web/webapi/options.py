@@ -55,6 +55,18 @@ def once(items: list[tuple[str, str]]) -> dict[str, str]:
     return params
 
 
+def single(items: list[tuple[str, str]]) -> dict[str, str]:
+    """The options of a by-id retrieve, `{entityset}({id})`: `$select` only, each once.
+    Anything else (`$expand` is not built there yet) is refused, not ignored.
+
+    Raises:
+        FetchXmlQueryError: 0x80060888 naming an option given twice or not supported.
+    """
+    params = once(items)
+    unsupported(sorted(set(params) - {"$select"}))
+    return params
+
+
 def plan(info: EntityInfo, params: Mapping[str, str]) -> ODataQuery | None:
     """The OData query a collection request asks for, or None for a FetchXML request.
 

@@ -276,7 +276,7 @@ def _fetch_one(info: EntityInfo, record: uuid.UUID, select_: list[str] | None) -
 def _retrieve_one(
     request: Request, info: EntityInfo, record: uuid.UUID, *, bound: QueryBound | None = None
 ) -> Any:
-    raw = request.query_params.get("$select")
+    raw = options.single(request.query_params.multi_items()).get("$select")
     asked = [s.strip() for s in raw.split(",") if s.strip()] if raw else None
     select_ = [prepare.column(info, n) for n in asked] if asked else None
     wanted, applied = prefer_annotations(request)
