@@ -143,3 +143,24 @@ def test_an_unknown_stored_zone_counts_as_utc(engine: Engine) -> None:
         caller = load_caller(conn, rep)
         assert caller.time_zone == "UTC"
         assert execute(conn, '<fetch><entity name="email"/></fetch>', caller).rows == []
+
+
+def test_an_entity_naming_no_attribute_returns_all_of_them() -> None:
+    """Dataverse: no <attribute> on <entity> is the same as <all-attributes/> (#11); it
+    returned only the primary key. A link-entity naming none still adds none."""
+    admin = Caller(uuid.UUID(int=0), is_admin=True)
+    bare = compile_xml('<fetch><entity name="contact"/></fetch>', admin, dialect_name="sqlite")
+    every = compile_xml(
+        '<fetch><entity name="contact"><all-attributes/></entity></fetch>',
+        admin,
+        dialect_name="sqlite",
+    )
+    assert bare.columns == every.columns and "fullname" in bare.columns
+    linked = compile_xml(
+        '<fetch><entity name="contact"><attribute name="fullname"/>'
+        '<link-entity name="account" from="accountid" to="parentcustomerid" alias="a"/>'
+        "</entity></fetch>",
+        admin,
+        dialect_name="sqlite",
+    )
+    assert not [c for c in linked.columns if c.startswith("a.")], linked.columns

@@ -62,6 +62,10 @@ def outputs(
 
     for attributes, _, bound, link_alias in scopes:
         prefix = "" if link_alias is None else f"{link_alias}."
+        if link_alias is None and not attributes and not fetch.aggregate:
+            # Dataverse: an <entity> naming no attribute returns all of them (a
+            # link-entity naming none returns none of its own).
+            attributes = (ast.AllAttributes(),)
         for item in attributes:
             if isinstance(item, ast.AllAttributes):
                 if fetch.aggregate:
