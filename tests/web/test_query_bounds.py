@@ -134,6 +134,7 @@ def test_a_user_runs_at_most_max_queries_per_user_at_once(
         assert r.headers["retry-after"] == "1"
         r = client.get("/api/v1/views/runaway/rows", headers=_auth(keys["rep"]))
         assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_queries"
+        assert r.headers["retry-after"] == "1"
         # Another user is not held up by the rep's queries.
         r = client.get(f"{BASE}/emails", params={"fetchXml": SIMPLE}, headers=_auth(keys["admin"]))
         assert r.status_code == 200, r.text

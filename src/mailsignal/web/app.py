@@ -33,6 +33,7 @@ from .admin import router as admin_router
 from .api import router
 from .headers import SecurityHeaders
 from .limits import BodyLimit
+from .queries import RETRY_AFTER_SECONDS, TooManyQueries
 from .records import router as records_router
 from .track import ClientAddress, Tracker
 from .webapi import PREFIX as WEBAPI_PREFIX
@@ -53,7 +54,10 @@ def _install_errors(app: FastAPI) -> None:
             answer = refusal(exc)
             if answer is not None:
                 return answer
-        return _error(exc.http_status, exc.code, exc.message, **exc.detail)
+        answer = _error(exc.http_status, exc.code, exc.message, **exc.detail)
+        if isinstance(exc, TooManyQueries):  # when to try again, as the Web API says
+            answer.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
