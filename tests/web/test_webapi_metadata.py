@@ -202,3 +202,25 @@ def test_metadata_needs_a_key(client: Any) -> None:
     for path in ("EntityDefinitions", "$metadata"):
         r = c.get(f"{BASE}/{path}")
         assert r.status_code == 401 and r.json()["error"]["code"] == "0x80072560"
+
+
+def test_a_cast_no_column_has_is_an_empty_collection(client: Any) -> None:
+    """The Python SDK reads a table's picklists before every PATCH with a string; on a
+    table with none this answered 400, so `records.update` could not rename a contact."""
+    r = _get(
+        client,
+        "EntityDefinitions(LogicalName='contact')/Attributes/"
+        "Microsoft.Dynamics.CRM.PicklistAttributeMetadata",
+        **{"$select": "LogicalName", "$expand": "OptionSet($select=Options)"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["value"] == []
+
+
+def test_is_private_filter_as_the_sdk_lists_tables(client: Any) -> None:
+    """`tables.list()` asks `$filter=IsPrivate eq false`: no MailSignal table is private."""
+    public = _get(client, "EntityDefinitions", **{"$filter": "IsPrivate eq false"})
+    assert public.status_code == 200, public.text
+    assert "contact" in {row["LogicalName"] for row in public.json()["value"]}
+    private = _get(client, "EntityDefinitions", **{"$filter": "IsPrivate eq true"})
+    assert private.status_code == 200 and private.json()["value"] == []

@@ -91,6 +91,7 @@ CASTS = {
     "UniqueIdentifier": "Uniqueidentifier",
 }
 _FILTER = re.compile(r"\s*LogicalName\s+eq\s+'((?:[^']|'')*)'\s*")
+_PRIVATE = re.compile(r"\s*IsPrivate\s+eq\s+(true|false)\s*")
 _KEY = re.compile(r"LogicalName\s*=\s*'((?:[^']|'')*)'")
 
 
@@ -236,9 +237,14 @@ def cast(segment: str) -> str:
 
 
 def logical_name_filter(raw: str | None) -> str | None:
-    """The name of `$filter=LogicalName eq 'x'`; any other filter is refused."""
+    """The name of `$filter=LogicalName eq 'x'`; any other filter is refused, but for
+    `IsPrivate eq false|true` (what the Python SDK's `tables.list()` asks): no table of
+    MailSignal's is private, so it keeps all of them (None) or none (a name nothing has)."""
     if raw is None:
         return None
+    private = _PRIVATE.fullmatch(raw)
+    if private:
+        return None if private[1] == "false" else ""
     found = _FILTER.fullmatch(raw)
     if not found:
         raise DataverseError(
@@ -254,7 +260,7 @@ def selected(
 ) -> list[dict[str, Any]]:
     """`items` cut to the `$select`ed properties (with `MetadataId` and `@odata.type`)."""
     rows = list(items)
-    if not raw:
+    if not raw or not rows:  # a cast no column has: an empty collection, as Dataverse says
         return rows
     names = [n.strip() for n in raw.split(",") if n.strip()]
     known = set().union(*(r.keys() for r in rows)) if rows else set()
