@@ -12,6 +12,9 @@ injection), a lone surrogate (not text), or over 320 characters (64 for the loca
 
 from __future__ import annotations
 
+from email.message import Message
+from email.utils import getaddresses
+
 from .errors import InputError
 
 MAX_LENGTH = 320
@@ -31,3 +34,16 @@ def normalise_address(address: str) -> str:
         raise InputError(f"not an email address: {shown!r}")
     local, domain = address.split("@")
     return f"{local}@{domain.lower()}".lower()
+
+
+def to_and_cc(message: Message) -> list[tuple[str, str]]:
+    """(display name, address) of each recipient in a message's To and Cc headers."""
+    return getaddresses([str(v) for k in ("To", "Cc") for v in message.get_all(k, [])])
+
+
+def names_in(message: Message) -> dict[str, str]:
+    """The display name of each To/Cc recipient (the first given), by lower-cased address."""
+    names: dict[str, str] = {}
+    for name, address in to_and_cc(message):
+        names.setdefault(address.strip().lower(), name.strip())
+    return names

@@ -25,12 +25,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formatdate, getaddresses, make_msgid
+from email.utils import formatdate, make_msgid
 
 from sqlalchemy import Connection
 
 from . import instrument
-from .addresses import normalise_address
+from .addresses import names_in, normalise_address, to_and_cc
 from .engagement import Weights, weights_of
 from .errors import InputError, MimeError, NotFoundError
 from .instrument import AttachmentLink, find_attachments, replace_attachments
@@ -189,8 +189,7 @@ def build_message(
 
 
 def recipients_of(msg: EmailMessage) -> list[str]:
-    pairs = getaddresses([str(v) for k in ("To", "Cc") for v in msg.get_all(k, [])])
-    return [addr for _name, addr in pairs if addr]
+    return [addr for _name, addr in to_and_cc(msg) if addr]
 
 
 class Outgoing:
@@ -270,7 +269,7 @@ class Outgoing:
 
         found = parties.find_many(conn, normalised)
         if self.auto_create is not None:  # setting auto_create_contacts
-            found |= relink.add_missing(conn, normalised, found, mail, self.auto_create)
+            found |= relink.add_missing(conn, normalised, found, names_in(mail), self.auto_create)
         decisions: list[tuple[str, TrackingDecision, tuple[str, uuid.UUID, bool] | None]] = []
         for address in normalised:
             party = found.get(address)

@@ -19,10 +19,8 @@ so they stay. A delivery keeps the tracking decision made when it was sent.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import getaddresses
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, bindparam, delete, func, select, update
@@ -169,20 +167,16 @@ def add_missing(
     conn: Connection,
     addresses: list[str],
     found: dict[str, Found],
-    message: EmailMessage,
+    names: Mapping[str, str],
     weights: Weights,
 ) -> dict[str, Found]:
     """A contact for each of these (normalised) recipients that `found` lacks, named by
-    its display name in the message's To or Cc, else by its address (setting
-    `auto_create_contacts`); earlier mail to its address follows."""
-    heads = [str(v) for k in ("To", "Cc") for v in message.get_all(k, [])]
-    names: dict[str, str] = {}
-    for name, address in getaddresses(heads):
-        names.setdefault(address.strip().lower(), storable(name.strip())[:200])
+    `names` (its display name in the message, `addresses.names_in`), else by its address
+    (setting `auto_create_contacts`); earlier mail to its address follows."""
     made: dict[str, Found] = {}
     for address in addresses:
         if address not in found and address not in made:
-            party = add(conn, "contact", names.get(address) or address, address)
-            made[address] = ("contact", party, True)
+            name = storable(names.get(address, ""))[:200] or address
+            made[address] = ("contact", add(conn, "contact", name, address), True)
     relink(conn, list(made), weights, datetime.now(UTC))
     return made
