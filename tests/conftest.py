@@ -8,6 +8,7 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -143,13 +144,13 @@ def cli(
     )
 
 
-def wait_http(url: str, timeout: float = 20.0) -> None:
+def wait_http(url: str, timeout: float = 20.0, verify: ssl.SSLContext | bool = True) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=1).status_code < 500:
+            if httpx.get(url, timeout=1, verify=verify).status_code < 500:
                 return
         except httpx.HTTPError:
             pass
@@ -161,10 +162,16 @@ class LiveServer:
     """A real `mailsignal serve` (granian) in its own process group."""
 
     def __init__(
-        self, data_dir: Path, *, ingest: bool = True, extra_env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        *,
+        ingest: bool = True,
+        extra_env: dict[str, str] | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls  # (certificate, key): serve https with them
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.data_dir = data_dir
         self.env = {
             **os.environ,
@@ -173,6 +180,11 @@ class LiveServer:
             "MAILSIGNAL_PORT": str(self.port),
             "MAILSIGNAL_INGEST_INTERVAL_SECONDS": "0.1",
             "MAILSIGNAL_LOG_LEVEL": "warning",
+            **(
+                {"MAILSIGNAL_TLS_CERT": str(tls[0]), "MAILSIGNAL_TLS_KEY": str(tls[1])}
+                if tls
+                else {}
+            ),
             **(extra_env or {}),
         }
         self.ingest = ingest
@@ -185,7 +197,8 @@ class LiveServer:
         self.proc = subprocess.Popen(
             args, env=self.env, stdout=self.log, stderr=self.log, start_new_session=True
         )
-        wait_http(self.url + "/healthz")
+        trust = ssl.create_default_context(cafile=self.tls[0]) if self.tls else True
+        wait_http(self.url + "/healthz", verify=trust)
         return self
 
     def kill(self, sig: int = 9) -> None:

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address `mailsignal serve` binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `mailsignal serve` binds.")
     workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
+    tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) for `mailsignal serve` to answer https itself; "
+        "unset, it serves plain http for a TLS-terminating proxy in front.",
+    )
+    tls_key: Path | None = Field(
+        default=None, description="PEM private key for tls_cert (mode 600: no one else reads it)."
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="CIDRs of load balancers whose X-Forwarded-For is believed; "

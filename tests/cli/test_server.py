@@ -15,6 +15,7 @@ import httpx
 from sqlalchemy import create_engine, make_url
 
 from conftest import LiveServer, cli
+from helpers import throwaway_certificate
 from runaway import RUNAWAY, pg_active, served, wait_until, worker_pids
 
 
@@ -90,3 +91,33 @@ def _group_gone(pgid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+def test_serve_refuses_a_tls_setting_it_cannot_use(tmp_path: Path) -> None:
+    """`tls_cert` without `tls_key`, a key others can read, or a pair that does not
+    match: `serve` says which, and never starts serving plain http instead."""
+    server = LiveServer(tmp_path / "data")
+    cli(server.env, "init")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cert, key = throwaway_certificate(tmp_path / "a")
+    _, other_key = throwaway_certificate(tmp_path / "b")
+    open_key = tmp_path / "open.pem"
+    open_key.write_bytes(key.read_bytes())
+    open_key.chmod(0o644)
+    cases = [
+        ({"MAILSIGNAL_TLS_CERT": str(cert)}, "needs both tls_cert and tls_key"),
+        ({"MAILSIGNAL_TLS_CERT": str(cert), "MAILSIGNAL_TLS_KEY": str(open_key)}, "chmod 600"),
+        (
+            {"MAILSIGNAL_TLS_CERT": str(cert), "MAILSIGNAL_TLS_KEY": str(other_key)},
+            "are not a certificate and its key",
+        ),
+        (
+            {"MAILSIGNAL_TLS_CERT": str(tmp_path / "none.pem"), "MAILSIGNAL_TLS_KEY": str(key)},
+            "does not exist",
+        ),
+    ]
+    for env, message in cases:
+        result = cli({**server.env, **env}, "serve", "--no-ingest", check=False)
+        assert result.returncode == 2, result.stdout
+        assert message in result.stderr and "Traceback" not in result.stderr

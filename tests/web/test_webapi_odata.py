@@ -322,3 +322,92 @@ def test_count_segment(client: TestClient, world: dict[str, Any]) -> None:
     assert get(client, world, "emails/$count", filter="opencount gt 1").text == "2"
     refused = get(client, world, "emails/$count", select="subject")
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "0x80060888"
+
+
+def test_maxpagesize_pages_an_odata_query_through_skiptokens(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    """`Prefer: odata.maxpagesize=2` over the admin's four emails: pages of 2 and 2, each
+    but the last with an `@odata.nextLink` whose `$skiptoken` is Dataverse's cookie; the
+    link keeps the query's options and, followed as it is, continues in order."""
+    headers = {
+        "authorization": f"Bearer {world['keys']['admin']}",
+        "prefer": 'odata.maxpagesize=2,odata.include-annotations="*"',
+    }
+    url: str | None = f"{BASE}/emails?$select=subject&$orderby=subject asc&$count=true"
+    pages: list[list[str]] = []
+    while url:
+        r = client.get(url, headers=headers)
+        assert r.status_code == 200, r.text
+        assert "odata.maxpagesize=2" in r.headers["preference-applied"]
+        body = r.json()
+        assert body["@odata.count"] == 4
+        pages.append([row["subject"] for row in body["value"]])
+        url = body.get("@odata.nextLink")
+        if url:
+            assert "%24skiptoken=%3Ccookie+pagenumber%3D%22" in url and "%24select=subject" in url
+            assert body[f"@{CRM}.morerecords"] is True
+    assert pages == [["100% off", "cold"], ["hot", "theirs"]]
+
+
+def test_top_is_not_paged_and_a_foreign_skiptoken_is_refused(
+    client: TestClient, world: dict[str, Any]
+) -> None:
+    headers = {"prefer": "odata.maxpagesize=1"}
+    r = get(client, world, "emails", who="admin", top="3", select="subject")
+    assert r.status_code == 200 and len(r.json()["value"]) == 3
+    key = {"authorization": f"Bearer {world['keys']['admin']}", **headers}
+    r = client.get(f"{BASE}/emails?$top=3", headers=key)
+    assert len(r.json()["value"]) == 3 and "@odata.nextLink" not in r.json()
+    assert "preference-applied" not in r.headers
+    for token in ("abc", '<cookie pagenumber="2" pagingcookie="x" istracking="False" />'):
+        r = get(client, world, "emails", who="admin", skiptoken=token)
+        assert r.status_code == 400 and r.json()["error"]["message"] == (
+            "The paging cookie is not valid."
+        )
+    r = get(client, world, "emails", who="admin", skiptoken="x", top="1")
+    assert r.status_code == 400 and "$top" in r.json()["error"]["message"]
+
+
+def test_expand_on_a_single_record(client: TestClient, world: dict[str, Any]) -> None:
+    """`contacts(id)?$select=fullname&$expand=parentcustomerid_account($select=name)`: the
+    account nested in the record, as on a collection; an unknown navigation is refused."""
+    dana = world["dana"]
+    r = get(
+        client,
+        world,
+        f"contacts({dana})",
+        select="fullname",
+        expand="parentcustomerid_account($select=name)",
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["fullname"] == "Dana Fischer"
+    assert body["parentcustomerid_account"] == {
+        "accountid": str(world["contoso"]),
+        "name": "Contoso",
+    }
+    assert "modifiedon" not in body and body["@odata.etag"].startswith('W/"')
+    r = get(client, world, f"contacts({dana})", expand="ownerid_systemuser")
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith(NO_PROPERTY)
+
+
+@pytest.mark.parametrize(("peer", "trusted"), [("127.0.0.1", True), ("192.0.2.7", False)])
+def test_links_follow_a_trusted_proxy(
+    settings: Settings, world: dict[str, Any], peer: str, trusted: bool
+) -> None:
+    """Behind a TLS-terminating proxy in `trusted_proxies`, `@odata.nextLink` and
+    `@odata.context` use its X-Forwarded-Proto / -Host; from any other peer those
+    headers change nothing (a client cannot send links elsewhere)."""
+    proxied = settings.model_copy(update={"trusted_proxies": ["127.0.0.0/8"]})
+    headers = {
+        "authorization": f"Bearer {world['keys']['admin']}",
+        "prefer": "odata.maxpagesize=1",
+        "x-forwarded-proto": "https",
+        "x-forwarded-host": "crm.example.test",
+    }
+    with TestClient(create_app(proxied), client=(peer, 50000)) as c:
+        body = c.get(f"{BASE}/emails?$select=subject", headers=headers).json()
+    origin = "https://crm.example.test" if trusted else "http://testserver"
+    assert body["@odata.nextLink"].startswith(f"{origin}{BASE}/emails?")
+    assert body["@odata.context"].startswith(f"{origin}{BASE}/$metadata#emails")

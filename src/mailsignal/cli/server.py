@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import ssl
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .. import __version__
-from ..settings import create_secret, load_settings
+from ..errors import ConfigError
+from ..settings import Settings, create_secret, load_settings
 from ..store import users
 from ..store.db import make_engine, migrate
 from . import common
@@ -65,6 +68,7 @@ def serve(
     engine = common.engine(settings)
     migrate(engine)
     common.signer(settings)  # fail now, not in every worker, if the key is missing or unsafe
+    tls = _tls(settings)
     worker: multiprocessing.process.BaseProcess | None = None
     if ingest:
         worker = multiprocessing.get_context("spawn").Process(
@@ -72,7 +76,8 @@ def serve(
         )
         worker.start()
     out.print(
-        f"MailSignal {__version__} on http://{host or settings.host}:{port or settings.port}"
+        f"MailSignal {__version__} on {'https' if tls else 'http'}://"
+        f"{host or settings.host}:{port or settings.port}"
         f" (tracking base URL {settings.base_url})"
     )
     try:
@@ -86,11 +91,38 @@ def serve(
             loop="uvloop",  # type: ignore[arg-type]
             log_level=settings.log_level,  # type: ignore[arg-type]
             workers_kill_timeout=STOP_GRACE_SECONDS,
+            ssl_cert=tls[0] if tls else None,
+            ssl_key=tls[1] if tls else None,
         ).serve()
     finally:
         if worker is not None:
             worker.terminate()
             worker.join(5)
+
+
+def _tls(settings: Settings) -> tuple[Path, Path] | None:
+    """(certificate, key) from `tls_cert` / `tls_key`, checked; None: plain http.
+
+    Raises:
+        ConfigError: only one of them is set, a file is missing, or others can read the key.
+    """
+    if settings.tls_cert is None and settings.tls_key is None:
+        return None
+    if settings.tls_cert is None or settings.tls_key is None:
+        raise ConfigError("serving https needs both tls_cert and tls_key")
+    for path in (settings.tls_cert, settings.tls_key):
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist")
+    mode = settings.tls_key.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(f"{settings.tls_key} is readable by others (mode {mode:o}); chmod 600 it")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            settings.tls_cert, settings.tls_key
+        )
+    except (ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"tls_cert and tls_key are not a certificate and its key: {exc}") from exc
+    return settings.tls_cert, settings.tls_key
 
 
 def _ingest_forever() -> None:

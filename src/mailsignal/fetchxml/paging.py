@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from sqlalchemy import and_, false, literal, or_
 from sqlalchemy.sql.elements import ColumnElement
@@ -86,6 +86,27 @@ def annotation(token: str) -> str:
     inner = f'<cookie page="{page}"><token value="{token}" /></cookie>'
     twice = quote(quote(inner, safe=""), safe="")
     return f'<cookie pagenumber="{page + 1}" pagingcookie="{twice}" istracking="False" />'
+
+
+_OUTER = re.compile(
+    r'\s*<cookie\s+pagenumber="(\d{1,9})"\s+pagingcookie="([^"]*)"(?:\s+istracking="\w*")?\s*/>\s*'
+)
+
+
+def skiptoken(text: str) -> tuple[int, str]:
+    """(page number, inner cookie) of an OData `$skiptoken`: the `annotation` an
+    `@odata.nextLink` carries, its `pagingcookie` URL-encoded twice.
+
+    Raises:
+        FetchXmlQueryError: the token is not a cookie of ours.
+    """
+    match = _OUTER.fullmatch(text)
+    if match is None or int(match[1]) < 2:
+        raise _bad()
+    inner = unquote(unquote(match[2]))
+    if _page(_document(inner)) != int(match[1]) - 1:
+        raise _bad()
+    return int(match[1]), inner
 
 
 def _page(doc: dict[str, Any]) -> int:

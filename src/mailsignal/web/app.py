@@ -188,10 +188,11 @@ def create_app(settings: Settings | None = None) -> Tracker:
     )
     api.state.journal = journal
     fallback = SecurityHeaders(BodyLimit(api, settings.max_body_bytes))
+    api.state.client_address = ClientAddress(settings.trusted_proxies)
     tracker = Tracker(
         api.state.signer,
         journal,
-        ClientAddress(settings.trusted_proxies),
+        api.state.client_address,
         fallback,
         settings.attachment_dir,
     )

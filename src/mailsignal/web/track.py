@@ -122,6 +122,11 @@ class ClientAddress:
     def __init__(self, trusted: Iterable[str]) -> None:
         self._nets = [ipaddress.ip_network(cidr, strict=False) for cidr in trusted]
 
+    def trusts(self, scope: Scope) -> bool:
+        """Whether the peer of `scope` is a trusted proxy (whose X-Forwarded-* count)."""
+        client = scope.get("client")
+        return bool(self._nets and client and self._trusted(client[0]))
+
     def _trusted(self, ip: str) -> bool:
         try:
             addr = ipaddress.ip_address(ip)

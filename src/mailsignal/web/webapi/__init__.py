@@ -8,7 +8,9 @@ Shapes, codes and messages follow shared/reference/dataverse.md §3-4; every err
 `{"error": {"code": "0x...", "message": "..."}}`. Row-level access is the FetchXML
 compiler's (a rep reads only their own emails and events), so this package never filters.
 
-    routes.py       the endpoints: WhoAmI, RetrieveMultiple / Retrieve, savedqueries, PATCH
+    routes.py       the endpoints: WhoAmI, RetrieveMultiple, savedqueries, PATCH
+    record.py       one record: Retrieve ($select, $expand), a property's value, $count
+    common.py       the engine, entity set, caller, a bounded run, shaped rows
     options.py      OData query options ($select, $filter...) -> a FetchXML query
                     (the translation itself is fetchxml/odata.py)
     prepare.py      what a query reads beyond what it shows (the etag's version)
@@ -26,6 +28,7 @@ Queries run through `store.fetch`, single records are read and written by
 
 from __future__ import annotations
 
-from .routes import PREFIX, router
+from .common import PREFIX
+from .routes import router
 
 __all__ = ["PREFIX", "router"]

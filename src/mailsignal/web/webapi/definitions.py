@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from ...fetchxml import AttributeInfo, EntityInfo
 from ...store.catalog import CATALOG
 from ..api import current_user
+from . import common
 from . import metadata as md
 from .errors import NOT_FOUND, QUERY_SYNTAX, DataverseError, handle
 
@@ -35,7 +36,7 @@ _EDM = {
 
 
 def _context(request: Request, fragment: str) -> str:
-    base = str(request.base_url).rstrip("/")
+    base = common.base(request)
     return f"{base}/api/data/v9.2/$metadata#{fragment}"
 
 

@@ -56,19 +56,22 @@ def once(items: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def single(items: list[tuple[str, str]]) -> dict[str, str]:
-    """The options of a by-id retrieve, `{entityset}({id})`: `$select` only, each once.
-    Anything else (`$expand` is not built there yet) is refused, not ignored.
+    """The options of a by-id retrieve, `{entityset}({id})`: `$select` and `$expand`,
+    each once. Anything else is refused, not ignored.
 
     Raises:
         FetchXmlQueryError: 0x80060888 naming an option given twice or not supported.
     """
     params = once(items)
-    unsupported(sorted(set(params) - {"$select"}))
+    unsupported(sorted(set(params) - {"$select", "$expand"}))
     return params
 
 
-def plan(info: EntityInfo, params: Mapping[str, str]) -> ODataQuery | None:
-    """The OData query a collection request asks for, or None for a FetchXML request.
+def plan(
+    info: EntityInfo, params: Mapping[str, str], page_size: int | None = None
+) -> ODataQuery | None:
+    """The OData query a collection request asks for, in pages of `page_size` unless it
+    sets `$top`, or None for a FetchXML request.
 
     Raises:
         FetchXmlQueryError: 0x80060888 for an unsupported or malformed option, an
@@ -77,7 +80,7 @@ def plan(info: EntityInfo, params: Mapping[str, str]) -> ODataQuery | None:
     if "fetchXml" in params or "savedQuery" in params:
         unsupported([n for n in params if n not in FETCHXML_PARAMETERS])
         return None
-    return translate(info, params, CATALOG)
+    return translate(info, params, CATALOG, page_size)
 
 
 def context(base: str, info: EntityInfo, query: ODataQuery | None) -> str:
