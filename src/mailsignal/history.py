@@ -176,7 +176,7 @@ def _email_of(
         if not recipients:
             raise InputError("recipients must be a non-empty list of addresses")
         message_id = given_id or derived_id
-        subject = record.get("subject") or ""
+        subject = record.get("subject") or None
         msg = build_message(
             sender, recipients, subject, record.get("html"), record.get("text"), message_id, sent_at
         )

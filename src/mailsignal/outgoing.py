@@ -148,7 +148,7 @@ def check_message_id(value: str, field: str = "message_id") -> str:
 def build_message(
     sender: str,
     recipients: list[str],
-    subject: str,
+    subject: str | None,
     html: str | None,
     text: str | None,
     message_id: str | None = None,
@@ -167,7 +167,7 @@ def build_message(
             normalise_address(address)
         except InputError as exc:
             raise InputError(f"{field}: {exc.message}") from exc
-    if len(_text("subject", subject, line=True)) > SUBJECT_MAX:
+    if subject is not None and len(_text("subject", subject, line=True)) > SUBJECT_MAX:
         raise InputError(f"subject: at most {SUBJECT_MAX} characters")
     if message_id is not None:
         message_id = check_message_id(message_id)
@@ -176,7 +176,8 @@ def build_message(
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
-    msg["Subject"] = subject
+    if subject:
+        msg["Subject"] = subject
     msg["Date"] = formatdate((sent_at or datetime.now(UTC)).timestamp(), usegmt=True)
     msg["Message-ID"] = message_id or make_msgid(domain=sender.rpartition("@")[2] or None)
     if text:
@@ -289,7 +290,7 @@ class Outgoing:
             {
                 "activityid": new_id(),
                 "emailtrackingid": tracking_id,
-                "subject": storable(str(mail.get("Subject", "")))[:SUBJECT_MAX],
+                "subject": storable(str(mail.get("Subject", "")))[:SUBJECT_MAX] or None,
                 "senton": sent_at or datetime.now(UTC),
                 "sender": normalise_address(sender),
                 "torecipients": ";".join(normalised)[:10000],

@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, func, inspect, select, text, update
+from sqlalchemy.exc import IntegrityError
 
-from mailsignal.store.db import migrate
-from mailsignal.store.schema import metadata
+from helpers import add_rep, track_html
+from mailsignal.settings import Settings, load_keyring
+from mailsignal.store import parties, schema
+from mailsignal.store.db import alembic_config, migrate
+from mailsignal.store.schema import email, metadata
+from mailsignal.tokens import Signer
 
 
 # SQLite cannot reflect expression indexes (lower(emailaddress1), migration 0006), so the
@@ -25,3 +33,41 @@ def test_migrate_is_idempotent(engine: Engine) -> None:
     assert {"email", "interactionforemail", "mailbox", "trackedattachment"} <= set(
         inspect(engine).get_table_names()
     )
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_0009_makes_empty_names_null_and_back(engine: Engine, settings: Settings) -> None:
+    """Down to 0008 an unnamed party and a subject-less email hold "" (as they used to);
+    up again they are null, the rows and their links intact, and on SQLite the rebuilt
+    tables keep their foreign keys and the lower(emailaddress1) indexes."""
+    signer = Signer(*load_keyring(settings.secret_file))
+    with engine.begin() as conn:
+        add_rep(conn)
+        account = parties.add(conn, "account", "", None)
+        contact = parties.add(conn, "contact", None, "dana@contoso.test", parent=account)
+        sent = track_html(conn, signer, ["dana@contoso.test"])
+        conn.execute(update(email).values(subject=None))
+    config = alembic_config(engine)
+    command.downgrade(config, "0008")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT subject FROM email")).scalar_one() == ""
+        assert conn.execute(text("SELECT fullname FROM contact")).scalar_one() == ""
+    migrate(engine)
+    with engine.connect() as conn:
+        assert conn.execute(select(email.c.subject, email.c.regardingobjectid)).one() == (
+            None,
+            contact,
+        )
+        assert conn.execute(select(schema.contact.c.fullname)).scalar_one() is None
+        assert conn.execute(select(schema.account.c.name)).scalar_one() is None
+        assert conn.execute(select(func.count()).select_from(email)).scalar_one() == 1
+        assert sent.activity_id == conn.execute(select(email.c.activityid)).scalar_one()
+        if engine.dialect.name == "sqlite":
+            names = {
+                row[0]
+                for row in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='index'")
+            }
+            assert {f"ix_{t}_emailaddress1_lower" for t in ("account", "contact", "lead")} <= names
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # foreign keys still hold
+        conn.execute(update(schema.contact).values(parentcustomerid=uuid.uuid4()))

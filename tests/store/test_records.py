@@ -28,9 +28,12 @@ def test_get_create_and_update(engine: Engine) -> None:
         assert row is not None
         assert (row["contactid"], row["fullname"], row["emailaddress1"]) == (
             new,
-            "",  # the primary name is required; empty unless given
+            None,  # null unless given, as Dataverse leaves it (#11, C.11)
             "dana@contoso.test",
         )
+        blank = uuid.uuid4()
+        records.create(conn, CONTACT, blank, {"fullname": "  "})
+        assert (records.get(conn, CONTACT, blank) or {})["fullname"] is None
         account = uuid.uuid4()
         records.create(conn, ACCOUNT, account, {"name": "Contoso"})
         created = records.get(conn, ACCOUNT, account)
@@ -87,7 +90,7 @@ def _count(engine: Engine) -> int:
         (CONTACT, {"fullname": "x" * 201}, "length"),
         (CONTACT, {"fullname": "a\x00b"}, "nul"),
         (CONTACT, {"emailaddress1": "dana\ud800@contoso.test"}, "surrogate"),
-        (CONTACT, {"fullname": None}, "null"),
+        (SETTINGS, {"timezonename": None}, "null"),
         (SETTINGS, {"timezonecode": 2**31}, "range"),
         (SETTINGS, {"timezonecode": -(2**31) - 1}, "range"),
         (SETTINGS, {"timezonecode": 10**5000}, "range"),

@@ -542,3 +542,29 @@ def test_an_idempotency_key_with_a_lone_surrogate_in_the_body_is_no_500(
     )
     r = client.post("/api/v1/emails", content=body, headers=headers)
     assert r.status_code == 400, r.text
+
+
+def test_an_email_without_a_subject_has_none(client: TestClient, keys: dict[str, str]) -> None:
+    """Posted without a subject, an email has none (#11, C.11): no Subject header in its
+    copies, null in the store, left out of the Web API's row, found by FetchXML's
+    `operator="null"` and OData's `eq null`, and not by `ne null`."""
+    r = _create(client, keys, subject=None)
+    assert r.status_code == 201, r.text
+    copy = message_from_string(r.json()["deliveries"][0]["mime"], policy=policy.default)
+    assert copy["Subject"] is None
+    activity = r.json()["activityid"]
+    assert _create(client, keys).status_code == 201  # one with a subject, to tell them apart
+    assert client.get(f"/api/v1/emails/{activity}", headers=_auth(keys)).json()["subject"] is None
+    base = "/api/data/v9.2/emails"
+    row = client.get(f"{base}({activity})", headers=_auth(keys)).json()
+    assert "subject" not in row and row["activityid"] == activity
+    fetch = (
+        '<fetch><entity name="email"><attribute name="activityid"/><filter>'
+        '<condition attribute="subject" operator="null"/></filter></entity></fetch>'
+    )
+    found = client.get(base, params={"fetchXml": fetch}, headers=_auth(keys)).json()["value"]
+    assert [e["activityid"] for e in found] == [activity]
+    for test, expected in (("eq null", [activity]), ("ne null", [])):
+        params = {"$select": "subject", "$filter": f"subject {test}"}
+        rows = client.get(base, params=params, headers=_auth(keys)).json()["value"]
+        assert [e["activityid"] for e in rows if e["activityid"] == activity] == expected

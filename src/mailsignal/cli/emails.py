@@ -161,7 +161,7 @@ def emails_list(
     for r in rows:
         table.add_row(
             str(r["senton"])[:16],
-            r["subject"][:40],
+            (r["subject"] or "")[:40],
             f"{r['opencount']}/{r['humanopencount']}",
             f"{r['linksclickedcount']}/{r['humanlinksclickedcount']}",
             r["engagementverdict"],

@@ -112,7 +112,9 @@ def _app(kind: str) -> typer.Typer:
             return
         table = Table("id", "name", *_SHOWN)
         for row in rows:
-            table.add_row(str(row[key]), row[name], *(str(common.cell(row[c])) for c in _SHOWN))
+            table.add_row(
+                str(row[key]), row[name] or "", *(str(common.cell(row[c])) for c in _SHOWN)
+            )
         out.print(table)
 
     @app.command("show")

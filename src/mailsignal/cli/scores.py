@@ -115,7 +115,7 @@ def report_noise(
         table.add_row(
             str(r["senton"])[:16],
             r["sender"],
-            r["subject"][:40],
+            (r["subject"] or "")[:40],
             str(r["opencount"]),
             str(r["humanopencount"]),
             str(r["machineopencount"]),

@@ -56,13 +56,14 @@ def find_many(conn: Connection, addresses: list[str]) -> dict[str, Found]:
 def add(
     conn: Connection,
     kind: str,
-    name: str,
+    name: str | None,
     address: str | None,
     *,
     follow: bool = True,
     parent: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """A new contact, lead or account; a contact may name its account (`parent`)."""
+    """A new contact, lead or account; a contact may name its account (`parent`). An
+    empty name is stored as null, as Dataverse leaves an unnamed record's."""
     if kind not in TABLES:
         raise InputError(f"unknown party type {kind!r}")
     table, key = TABLES[kind]
@@ -71,7 +72,7 @@ def add(
         key: party_id,
         "emailaddress1": address and normalise_address(address),
         "followemail": follow,
-        "name" if kind == "account" else "fullname": name,
+        "name" if kind == "account" else "fullname": (name or "").strip() or None,
     }
     if parent is not None and kind == "contact":
         values["parentcustomerid"] = parent

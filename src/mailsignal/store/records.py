@@ -35,10 +35,10 @@ def get(conn: Connection, entity: EntityInfo, record: uuid.UUID) -> dict[str, An
 def create(
     conn: Connection, entity: EntityInfo, record: uuid.UUID, values: Mapping[str, Any]
 ) -> None:
-    """Insert `record` with `values`; its primary name is empty unless given."""
-    defaults = {entity.primary_name: ""} if entity.primary_name else {}
+    """Insert `record` with `values`; its primary name is null unless given."""
+    values = _named(entity, values)
     _check(conn, entity, values)
-    conn.execute(insert(entity.table).values({entity.primary_key: record, **defaults, **values}))
+    conn.execute(insert(entity.table).values({entity.primary_key: record, **values}))
 
 
 def update_columns(
@@ -47,10 +47,19 @@ def update_columns(
     """Set `values` on `record`, stamping `modifiedon` where the entity has one."""
     table = entity.table
     stamp = {"modifiedon": utcnow()} if "modifiedon" in table.c else {}
+    values = _named(entity, values)
     _check(conn, entity, values)
     conn.execute(
         update(table).where(table.c[entity.primary_key] == record).values(**values, **stamp)
     )
+
+
+def _named(entity: EntityInfo, values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`values` with an empty or blank primary name as null, as Dataverse stores it."""
+    name = entity.primary_name
+    if name and isinstance(values.get(name), str) and not values[name].strip():
+        return {**values, name: None}
+    return values
 
 
 def _check(conn: Connection, entity: EntityInfo, values: Mapping[str, Any]) -> None:
@@ -82,5 +91,6 @@ def display_names(conn: Connection, refs: Iterable[tuple[str, uuid.UUID]]) -> di
         for ref, display in conn.execute(
             select(key, table.c[target.primary_name]).where(key.in_(ids))
         ):
-            names[ref] = display
+            if display is not None:
+                names[ref] = display
     return names

@@ -41,7 +41,7 @@ class EmailIn(BaseModel):
         description="Recipient addresses; default: the To and Cc of `mime`.",
         max_length=500,
     )
-    subject: str = Field(default="", max_length=800)
+    subject: str | None = Field(default=None, max_length=800)
     html: str | None = None
     text: str | None = None
     mime: str | None = Field(default=None, description="A complete message, as text.")
