@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mailsignal.settings import create_secret, load_keyring  # noqa: E402
+from mailsignal.keyring import create_secret, load_keyring  # noqa: E402
 from mailsignal.tokens import Signer  # noqa: E402
 from mailsignal.urls import TrackingUrls  # noqa: E402
 from mailsignal.web.track import GIF  # noqa: E402

@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mailsignal.settings import create_secret  # noqa: E402
+from mailsignal.keyring import create_secret  # noqa: E402
 from mailsignal.store import parties, users  # noqa: E402
 from mailsignal.store.db import make_engine, migrate  # noqa: E402
 

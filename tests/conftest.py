@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from mailsignal.settings import Settings, create_secret
+from mailsignal.keyring import create_secret
+from mailsignal.settings import Settings
 from mailsignal.store.db import make_engine, migrate
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

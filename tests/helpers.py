@@ -114,3 +114,35 @@ def throwaway_certificate(directory: Path) -> tuple[Path, Path]:
     )
     key_path.chmod(0o600)
     return cert_path, key_path
+
+
+PANEL_PASSWORD = "correct horse battery staple"
+
+
+def with_password(conn: Connection, address: str, password: str = PANEL_PASSWORD) -> None:
+    """Give an existing user a panel password (as `mailsignal users password` does)."""
+    from mailsignal import passwords
+    from mailsignal.store import sessions
+
+    user = users.by_address(conn, address)
+    assert user is not None, address
+    sessions.set_password_hash(conn, user["systemuserid"], passwords.make(password))
+
+
+def sign_in(client: Any, address: str, password: str = PANEL_PASSWORD) -> Any:
+    """Sign `client` (a TestClient) in to the panel through the real form; the response."""
+    form = client.get("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert token is not None, form.text
+    return client.post(
+        "/login",
+        data={"address": address, "password": password, "csrf": token[1], "next": "/"},
+        follow_redirects=False,
+    )
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a panel page's forms carry."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None, "no form with a CSRF token on the page"
+    return found[1]

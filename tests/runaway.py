@@ -18,7 +18,7 @@ from sqlalchemy import Engine, insert, select, text
 
 from conftest import LiveServer, cli
 from helpers import track_html
-from mailsignal.settings import load_keyring
+from mailsignal.keyring import load_keyring
 from mailsignal.store.db import make_engine
 from mailsignal.store.schema import emaildelivery, interactionforemail
 from mailsignal.tokens import Signer

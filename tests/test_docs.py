@@ -58,7 +58,7 @@ def test_endpoints_documented(tmp_path: Path) -> None:
     # routes straight from the app, so a new endpoint cannot hide
     from fastapi.routing import APIRoute
 
-    from mailsignal.settings import create_secret
+    from mailsignal.keyring import create_secret
 
     create_secret(tmp_path / "secret.key")
     api = create_api(Settings(data_dir=tmp_path))

@@ -18,8 +18,9 @@ from sqlalchemy import Engine
 from conftest import cli
 from helpers import OUTLOOK, add_rep, tracked_urls
 from mailsignal.history import export_events, import_emails, import_hits
+from mailsignal.keyring import load_keyring
 from mailsignal.pipeline import tally
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import emails as store_emails
 from mailsignal.store import events as store_events
 from mailsignal.tokens import Signer

@@ -19,7 +19,7 @@ PKG = Path(__file__).parents[1] / "src" / "mailsignal"
 LEVELS: tuple[tuple[str, ...], ...] = (
     # bottom
     ("errors",),
-    ("model", "settings"),
+    ("model", "settings", "keyring"),
     # pure logic
     (
         "addresses",
@@ -31,6 +31,8 @@ LEVELS: tuple[tuple[str, ...], ...] = (
         "fetchxml",
         "instrument",
         "sealing",
+        "passwords",
+        "throttle",
     ),
     ("urls",),
     # storage: the only place SQL is written

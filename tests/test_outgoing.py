@@ -10,7 +10,8 @@ from sqlalchemy import Engine, func, select
 
 from helpers import HTML, add_rep
 from mailsignal import outgoing
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.keyring import load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store.db import writing
 from mailsignal.store.schema import email, emaildelivery
 from mailsignal.tokens import Signer

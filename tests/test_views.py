@@ -15,7 +15,8 @@ from conftest import cli
 from helpers import add_rep, track_html
 from mailsignal import views
 from mailsignal.errors import FetchXmlError, InputError
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.keyring import load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import users
 from mailsignal.store.schema import email
 from mailsignal.tokens import Signer

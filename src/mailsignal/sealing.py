@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import ConfigError
-from .settings import Keyring
+from .keyring import Keyring
 
 _INFO = b"mailsignal mailbox secret v1"
 

@@ -5,7 +5,7 @@ Precedence, highest first: explicit arguments, environment, the TOML file named 
 Every field is documented in docs/settings.md; a test fails when one is missing.
 
 The signing secret is not a setting: `mailsignal init` generates it into
-`<data_dir>/secret.key` (mode 0600) and `load_keyring` reads it, so no default secret
+`<data_dir>/secret.key` (mode 0600) and `keyring.load_keyring` reads it, so no default secret
 can ever ship in code or config.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -178,6 +177,26 @@ class Settings(BaseSettings):
         description="Most FetchXML queries one user may run at once over the Web API and "
         "REST, across all server processes on the host; more are refused with HTTP 429.",
     )
+    # --- the engagement panel (issue #12) ---------------------------------------------
+    session_idle_minutes: int = Field(
+        default=60,
+        ge=1,
+        le=24 * 60,
+        description="A panel session ends after this long without a request.",
+    )
+    session_lifetime_hours: int = Field(
+        default=12,
+        ge=1,
+        le=24 * 30,
+        description="A panel session ends this long after sign-in, however active.",
+    )
+    login_failure_limit: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Failed panel sign-ins from one address at one login before that pair "
+        "must wait (a minute, doubling with each further failure, up to an hour).",
+    )
     # --- lead scores (issue #5) -------------------------------------------------------
     score_open: float = Field(default=1.0, ge=0, description="Points for a human open.")
     score_click: float = Field(default=5.0, ge=0, description="Points for a human click.")
@@ -340,60 +359,3 @@ def load_settings(**overrides: Any) -> Settings:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from exc
-
-
-# --- the signing keyring -------------------------------------------------------------
-# File format: one key per line, "<key id> <64+ hex chars>"; the last line signs.
-
-
-def create_secret(path: Path) -> bool:
-    """Create the keyring with one fresh 256-bit key; return False if it already exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"1 {secrets.token_hex(32)}\n")
-    return True
-
-
-def rotate_secret(path: Path) -> int:
-    """Append a new key and return its id; older keys keep verifying old tokens."""
-    keys, _ = load_keyring(path)
-    kid = max(keys) + 1
-    if kid > 255:
-        raise ConfigError("keyring is full (255 keys); remove retired keys first")
-    with path.open("a") as fh:
-        fh.write(f"{kid} {secrets.token_hex(32)}\n")
-    return kid
-
-
-Keyring = tuple[dict[int, bytes], int]
-"""{key id: secret} and the id of the key new tokens and sealed secrets use."""
-
-
-def load_keyring(path: Path) -> Keyring:
-    """Read the keyring; refuse a file others can read."""
-    if not path.is_file():
-        raise ConfigError(f"no secret key at {path}: run `mailsignal init` first")
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise ConfigError(f"{path} is readable by others (mode {mode:o}); chmod 600 it")
-    keys: dict[int, bytes] = {}
-    current = -1
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        try:
-            kid_text, hex_key = line.split()
-            kid, key = int(kid_text), bytes.fromhex(hex_key)
-        except ValueError as exc:
-            raise ConfigError(f"{path}:{lineno}: expected '<id> <hex key>'") from exc
-        if len(key) < 32:
-            raise ConfigError(f"{path}:{lineno}: key shorter than 32 bytes")
-        keys[kid] = key
-        current = kid
-    if not keys:
-        raise ConfigError(f"{path} holds no key")
-    return keys, current

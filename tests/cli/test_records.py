@@ -13,10 +13,11 @@ from sqlalchemy import Engine, select
 
 from conftest import FIXTURES, cli
 from helpers import OUTLOOK, PERSON_IP, add_rep, track_html
+from mailsignal.keyring import load_keyring
 from mailsignal.model import RawHit, TokenKind
 from mailsignal.pipeline.enrichment import default_enrichment
 from mailsignal.pipeline.ingest import store_hits
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store.schema import contact, emaildelivery
 from mailsignal.tokens import Signer
 

@@ -25,10 +25,11 @@ from conftest import cli
 from helpers import CHROME, add_rep
 from mailsignal.history import import_emails
 from mailsignal.instrument import AttachmentPolicy, parse_message
+from mailsignal.keyring import load_keyring
 from mailsignal.model import EventKind, TokenKind
 from mailsignal.outgoing import Outgoing
 from mailsignal.pipeline.worker import Ingestor
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import parties, users
 from mailsignal.store.files import AttachmentFiles
 from mailsignal.store.schema import email, interactionforemail, trackedattachment

@@ -29,10 +29,11 @@ from sqlalchemy import Engine, select
 from conftest import FIXTURES, cli, free_port, need
 from helpers import HTML, add_rep
 from mailsignal import outgoing
+from mailsignal.keyring import load_keyring
 from mailsignal.mail.imap import connect_imap, encode_folder
 from mailsignal.pipeline.mailboxes import set_mailbox
 from mailsignal.pipeline.mailsync import Outcome, sync_all
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import emails as store_emails
 from mailsignal.store import events as store_events
 from mailsignal.store.schema import mailbox

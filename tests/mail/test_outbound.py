@@ -25,11 +25,12 @@ from typer.testing import CliRunner
 from conftest import free_port
 from helpers import add_rep, track_html
 from mailsignal.cli import relay as cli_relay
+from mailsignal.keyring import load_keyring
 from mailsignal.mail.delivery import PENDING_GRACE_SECONDS, OutboundWorker, backoff
 from mailsignal.mail.outbound import Rcpt, Spool
 from mailsignal.mail.server import mark_failed
 from mailsignal.mail.smarthost import SendResult, SmtpTransport
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store.schema import emaildelivery
 from mailsignal.tokens import Signer
 

@@ -30,10 +30,11 @@ from sqlalchemy.exc import OperationalError
 
 from conftest import free_port, need
 from helpers import tracked_urls
+from mailsignal.keyring import load_keyring
 from mailsignal.mail.outbound import Spool
 from mailsignal.mail.server import RelayServer
 from mailsignal.outgoing import Outgoing
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import parties, users
 from mailsignal.store.db import make_engine
 from mailsignal.store.schema import email, emaildelivery

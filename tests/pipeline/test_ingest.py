@@ -22,9 +22,10 @@ from helpers import (
     track_html,
 )
 from mailsignal.enrich import Pipeline
+from mailsignal.keyring import load_keyring
 from mailsignal.model import TokenKind, new_id
 from mailsignal.pipeline.worker import Ingestor
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import emails as store_emails
 from mailsignal.store import events as store_events
 from mailsignal.store import parties

@@ -14,12 +14,13 @@ from conftest import FIXTURES
 from helpers import HTML, add_rep
 from mailsignal import outgoing
 from mailsignal.errors import ConfigError, InputError
+from mailsignal.keyring import Keyring, load_keyring, rotate_secret
 from mailsignal.mail.imap import FakeServer
 from mailsignal.pipeline.mailboxes import set_mailbox
 from mailsignal.pipeline.mailsync import import_messages, sync_all
 from mailsignal.pipeline.replies import IncomingMessage, Outcome, store_messages
 from mailsignal.sealing import seal, unseal
-from mailsignal.settings import Keyring, Settings, load_keyring, rotate_secret
+from mailsignal.settings import Settings
 from mailsignal.store import emails as store_emails
 from mailsignal.store import events as store_events
 from mailsignal.store import parties, users

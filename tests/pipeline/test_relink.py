@@ -20,10 +20,11 @@ from sqlalchemy import Engine, select
 from helpers import CHROME, OUTLOOK, PERSON_IP, track_html
 from mailsignal import outgoing
 from mailsignal.engagement import PARTY_COUNTERS, decay, weights_of
+from mailsignal.keyring import load_keyring
 from mailsignal.model import RawHit, TokenKind
 from mailsignal.pipeline.enrichment import default_enrichment
 from mailsignal.pipeline.ingest import store_hits
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import emails, parties, records, relink, users
 from mailsignal.store.catalog import CATALOG
 from mailsignal.store.parties import TABLES

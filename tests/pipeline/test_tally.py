@@ -21,12 +21,13 @@ from sqlalchemy import Engine, select
 
 from helpers import APPLE_RELAY_IP, CHROME, EOP_IP, OUTLOOK, SAFE_LINKS, track_html
 from mailsignal.engagement import EMAIL_COUNTERS, PARTY_COUNTERS, decay, weights_of
+from mailsignal.keyring import load_keyring
 from mailsignal.model import RawHit, TokenKind
 from mailsignal.pipeline import tally
 from mailsignal.pipeline.enrichment import default_enrichment
 from mailsignal.pipeline.ingest import store_hits
 from mailsignal.pipeline.timelines import reclassify
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import emails, events, parties, rescore, users
 from mailsignal.store.parties import TABLES
 from mailsignal.store.schema import email as email_table

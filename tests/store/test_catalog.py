@@ -3,6 +3,8 @@ is an attribute, of the kind its column type says."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from mailsignal.store import schema
@@ -31,7 +33,8 @@ def test_entities_and_their_sets() -> None:
 def test_attributes_are_the_table_columns(name: str) -> None:
     info = CATALOG.entities[name]
     assert info.table is schema.metadata.tables[name]
-    assert info.attributes == tuple(c.name for c in info.table.columns)
+    hidden = {"passwordhash"} if name == "systemuser" else set()
+    assert info.attributes == tuple(c.name for c in info.table.columns if c.name not in hidden)
     assert info.primary_key in info.attributes
     assert info.primary_name is None or info.primary_name in info.attributes
     for column, targets in info.lookups.items():
@@ -77,3 +80,24 @@ def test_row_rules() -> None:
         "usersettings": "self",
         "organization": "everyone",
     }
+
+
+def test_a_password_hash_is_not_an_attribute() -> None:
+    """No query reads a password hash: not by name, not through all-attributes (#12)."""
+    from mailsignal.errors import FetchXmlQueryError
+    from mailsignal.fetchxml import Caller
+    from mailsignal.store.fetch import compile_xml
+
+    admin = Caller(uuid.uuid4(), True, "UTC")
+    every = compile_xml(
+        '<fetch><entity name="systemuser"><all-attributes/></entity></fetch>',
+        admin,
+        dialect_name="sqlite",
+    )
+    assert "passwordhash" not in every.columns and "fullname" in every.columns
+    with pytest.raises(FetchXmlQueryError):
+        compile_xml(
+            '<fetch><entity name="systemuser"><attribute name="passwordhash"/></entity></fetch>',
+            admin,
+            dialect_name="sqlite",
+        )

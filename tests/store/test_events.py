@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from helpers import add_rep, track_html
+from mailsignal.keyring import load_keyring
 from mailsignal.model import new_id
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import events
 from mailsignal.tokens import Signer
 

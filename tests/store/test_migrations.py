@@ -10,7 +10,8 @@ from sqlalchemy import Engine, func, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from helpers import add_rep, track_html
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.keyring import load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import parties, schema
 from mailsignal.store.db import alembic_config, migrate
 from mailsignal.store.schema import email, metadata

@@ -13,7 +13,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from mailsignal.settings import Settings, create_secret
+from mailsignal.keyring import create_secret
+from mailsignal.settings import Settings
 from mailsignal.web.app import create_app
 from mailsignal.web.headers import SecurityHeaders
 
@@ -42,7 +43,6 @@ def test_every_api_answer_carries_them(client: TestClient) -> None:
         "openapi": client.get("/api/v1/openapi.json"),
         "401": client.get("/api/v1/emails"),
         "404": client.get("/no/such/page"),
-        "redirect": client.get("/"),
         "413": client.post("/api/v1/emails", content=b"{" + b" " * 4096 + b"}"),
         "webapi": client.get("/api/data/v9.2/WhoAmI"),
     }
@@ -51,12 +51,24 @@ def test_every_api_answer_carries_them(client: TestClient) -> None:
         "openapi": 200,
         "401": 401,
         "404": 404,
-        "redirect": 307,
         "413": 413,
         "webapi": 401,
     }
     for r in answers.values():
         assert _assert_common(r) == "default-src 'none'; frame-ancestors 'none'"
+
+
+def test_panel_pages_get_the_strict_html_policy(client: TestClient) -> None:
+    """The panel's pages (issue 12) run no inline script or style and load nothing from
+    elsewhere; its stylesheet and script come from /static."""
+    r = client.get("/login")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    csp = _assert_common(r)
+    assert csp.startswith("default-src 'self'") and "unsafe-inline" not in csp
+    assert 'href="/static/panel.css"' in r.text and "<style" not in r.text
+    assert "style=" not in r.text and "<script>" not in r.text
+    css = client.get("/static/panel.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
 
 
 def test_the_swagger_page_may_load_its_cdn_assets_and_nothing_else(client: TestClient) -> None:

@@ -22,7 +22,8 @@ from starlette.testclient import TestClient
 
 from helpers import add_rep
 from mailsignal import views
-from mailsignal.settings import Settings, create_secret
+from mailsignal.keyring import create_secret
+from mailsignal.settings import Settings
 from mailsignal.store import users
 from mailsignal.web.app import create_app
 from mailsignal.web.queries import slot_dir

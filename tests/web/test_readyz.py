@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from mailsignal.keyring import create_secret
 from mailsignal.model import TokenKind
-from mailsignal.settings import Settings, create_secret
+from mailsignal.settings import Settings
 from mailsignal.web.app import create_app
 from mailsignal.web.track import GIF, Tracker
 

@@ -15,7 +15,8 @@ from starlette.testclient import TestClient
 
 from conftest import FIXTURES
 from helpers import add_rep, track_html
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.keyring import load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import parties, users
 from mailsignal.store.schema import contact, emaildelivery
 from mailsignal.tokens import Signer

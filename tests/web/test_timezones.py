@@ -14,7 +14,8 @@ from sqlalchemy import Engine, select
 from starlette.testclient import TestClient
 
 from helpers import add_rep, track_html
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.keyring import load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import users
 from mailsignal.store.schema import usersettings
 from mailsignal.store.timezones import ZONES, code_of, zone_of

@@ -20,7 +20,8 @@ from starlette.testclient import TestClient
 
 from conftest import LiveServer, cli, need
 from helpers import add_rep, track_html
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.keyring import load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import parties, users
 from mailsignal.store.schema import email, usersettings
 from mailsignal.tokens import Signer

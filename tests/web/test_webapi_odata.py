@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 
 from helpers import add_rep, track_html
 from mailsignal.errors import FetchXmlQueryError
-from mailsignal.settings import Settings, load_keyring
+from mailsignal.keyring import load_keyring
+from mailsignal.settings import Settings
 from mailsignal.store import parties, users
 from mailsignal.store.schema import email
 from mailsignal.tokens import Signer

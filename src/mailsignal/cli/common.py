@@ -16,7 +16,8 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from ..errors import InputError, MailSignalError, NotFoundError
-from ..settings import Settings, load_keyring, load_settings
+from ..keyring import load_keyring
+from ..settings import Settings, load_settings
 from ..store.db import is_initialised, make_engine
 from ..tokens import Signer
 

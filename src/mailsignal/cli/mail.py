@@ -19,10 +19,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from ..errors import InputError, MailSignalError
+from ..keyring import Keyring, load_keyring
 from ..mail.imap import connect_imap
 from ..pipeline import mailboxes as mb
 from ..pipeline.mailsync import Outcome, SyncSummary, sync_all
-from ..settings import Keyring, Settings, load_keyring
+from ..settings import Settings
 from . import common
 from .common import err, out
 

@@ -13,7 +13,8 @@ import typer
 
 from .. import __version__
 from ..errors import ConfigError
-from ..settings import Settings, create_secret, load_settings
+from ..keyring import create_secret
+from ..settings import Settings, load_settings
 from ..store import users
 from ..store.db import make_engine, migrate
 from . import common

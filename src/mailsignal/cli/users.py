@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -10,8 +11,10 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
+from .. import passwords
 from ..errors import InputError, NotFoundError
-from ..settings import rotate_secret
+from ..keyring import rotate_secret
+from ..store import sessions
 from ..store import users as store_users
 from ..store.db import writing
 from . import common
@@ -127,6 +130,32 @@ def users_enable(address: Address) -> None:
     """Enable a disabled user again (their keys that were not revoked work again)."""
     _set_disabled(address, False)
     out.print(f"{address}: enabled")
+
+
+@users_app.command("password")
+def users_password(
+    address: Address,
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove the password: no panel sign-in.")
+    ] = False,
+) -> None:
+    """Set the password a user signs in to the panel with (at least 12 characters);
+    their open panel sessions end. Asked twice, hidden, unless --stdin."""
+    hashed: str | None = None
+    if not clear:
+        if stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+        hashed = passwords.make(password)
+    settings = common.settings()
+    with common.engine(settings).begin() as conn:
+        user = common.require_user(conn, address)
+        sessions.set_password_hash(conn, user["systemuserid"], hashed)
+    out.print(f"{address}: password {'removed' if clear else 'set'}; their panel sessions ended")
 
 
 @key_app.command("create")

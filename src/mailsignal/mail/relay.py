@@ -49,7 +49,8 @@ from ..outgoing import Outgoing, TrackedEmail
 from ..settings import Settings
 from ..store import users
 from ..store.db import writing
-from .auth import AuthUser, FailureLimiter, b64, decode_plain
+from ..throttle import FailureLimiter
+from .auth import AuthUser, b64, decode_plain
 from .dkim import DkimSigner
 from .outbound import Spool
 from .staging import Stager

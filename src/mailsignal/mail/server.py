@@ -28,8 +28,8 @@ from ..errors import ConfigError
 from ..outgoing import Outgoing
 from ..settings import Settings
 from ..store import emails
+from ..throttle import FailureLimiter
 from ..tokens import Signer
-from .auth import FailureLimiter
 from .delivery import OutboundWorker
 from .dkim import DkimSigner
 from .outbound import Spool

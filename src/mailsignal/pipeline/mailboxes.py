@@ -17,8 +17,8 @@ from sqlalchemy import Connection
 
 from ..addresses import normalise_address
 from ..errors import InputError, NotFoundError
+from ..keyring import Keyring
 from ..sealing import seal, unseal
-from ..settings import Keyring
 from ..store import mailboxes, users
 
 SECURITY = ("tls", "starttls", "none")

@@ -24,7 +24,8 @@ from typing import Protocol
 from sqlalchemy import Engine
 
 from ..errors import MailSignalError
-from ..settings import Keyring, Settings
+from ..keyring import Keyring
+from ..settings import Settings
 from ..store import mailboxes as stored
 from .mailboxes import MailAccount, account, list_mailboxes
 from .replies import IncomingMessage, Outcome, SyncSummary, store_messages

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Integer, String
 
 from ..fetchxml.catalog import DOTNET, AttributeInfo, Catalog, EntityInfo, Owner
 from . import schema
-from .schema import UtcDateTime
+from .types import UtcDateTime
 
 
 def _info(entity: str, column: Column[object]) -> AttributeInfo:
@@ -45,8 +45,10 @@ def _entity(
     primary_name: str | None,
     owner: Owner,
     lookups: Mapping[str, tuple[str, ...]] | None = None,
+    hidden: tuple[str, ...] = (),
 ) -> EntityInfo:
-    columns = {c.name: _info(table.name, c) for c in table.columns}
+    """`table` as FetchXML and the Web API see it; `hidden` columns do not exist there."""
+    columns = {c.name: _info(table.name, c) for c in table.columns if c.name not in hidden}
     return EntityInfo(
         table.name, table, entity_set, key, primary_name, owner, columns, lookups or {}
     )
@@ -79,7 +81,15 @@ CATALOG = Catalog(
         ),
         _entity(schema.lead, "leads", "leadid", "fullname", "everyone"),
         _entity(schema.account, "accounts", "accountid", "name", "everyone"),
-        _entity(schema.systemuser, "systemusers", "systemuserid", "fullname", "self"),
+        # A password hash is never readable, not even by an admin through a query.
+        _entity(
+            schema.systemuser,
+            "systemusers",
+            "systemuserid",
+            "fullname",
+            "self",
+            hidden=("passwordhash",),
+        ),
         _entity(
             schema.usersettings,
             "usersettingscollection",

@@ -19,7 +19,8 @@ from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, tex
 from ..engagement import EMAIL_COUNTERS, EmailTally
 from ..errors import NotFoundError
 from .bulk import executemany, in_ids, later
-from .schema import UtcDateTime, contact, email, emaildelivery, trackedlink
+from .schema import contact, email, emaildelivery, trackedlink
+from .types import UtcDateTime
 
 Row = dict[str, Any]
 

@@ -24,7 +24,7 @@ from ..errors import NotFoundError
 from ..fetchxml import Caller, CompiledFetch, Fetch, codes, compile_fetch, parse
 from ..fetchxml.aggregate import SQLITE_FUNCTION, sqlite_datepart
 from ..fetchxml.paging import encode
-from . import users
+from . import teams, users
 from .bounds import QueryBound, run
 from .catalog import CATALOG
 
@@ -64,7 +64,9 @@ def load_caller(conn: Connection, user_id: uuid.UUID) -> Caller:
     if found is None:
         raise NotFoundError(f"systemuser With Id = {user_id} Does Not Exist")
     role, zone = found
-    return Caller(user_id, role == "admin", zone if _known_zone(zone) else "UTC")
+    admin = role == "admin"
+    team = frozenset() if admin else teams.managed_members(conn, user_id)
+    return Caller(user_id, admin, zone if _known_zone(zone) else "UTC", team)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -21,8 +21,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
-    Dialect,
     Float,
     ForeignKey,
     Index,
@@ -37,9 +35,9 @@ from sqlalchemy import (
     func,
     true,
 )
-from sqlalchemy.types import TypeDecorator
 
 from ..model import new_id
+from .types import UtcDateTime as UtcDateTime  # migrations name it schema.UtcDateTime
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -48,62 +46,6 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 metadata = MetaData(naming_convention=NAMING)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Stores aware datetimes as UTC; returns aware UTC datetimes on every backend."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        # SQLite keeps the text as given; store it naive so string order is time order.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def bind_processor(self, dialect: Dialect) -> Any:
-        if dialect.name != "sqlite":
-            return super().bind_processor(dialect)
-
-        def process(value: datetime | None) -> str | None:
-            # What process_bind_param and SQLite's DATETIME would make of it, in one step:
-            # ingest binds several of these for every event. The text must be exactly
-            # SQLAlchemy's storage format (microseconds always written), as stored times
-            # are compared and sorted as text.
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to a UTC column")
-            if value.tzinfo is not UTC:
-                value = value.astimezone(UTC)
-            return (
-                f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:"
-                f"{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
-            )
-
-        return process
-
-    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
-        if dialect.name != "sqlite":
-            return super().result_processor(dialect, coltype)
-        parse = datetime.fromisoformat
-
-        def process(value: str | None) -> datetime | None:
-            # The stored text (see bind_processor) to an aware UTC datetime in one step,
-            # not SQLite's DATETIME parser and then process_result_value: a 5,000-row
-            # page reads thousands of these (bench/views.py).
-            return None if value is None else parse(value).replace(tzinfo=UTC)
-
-        return process
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def utcnow() -> datetime:
@@ -140,6 +82,41 @@ systemuser = Table(
     Column("accessrole", String(16), nullable=False, server_default="rep"),
     Column("isdisabled", Boolean, nullable=False, server_default=false()),
     *_stamps(),
+)
+
+# The panel's sign-in (issue 12): an argon2id hash (passwords.py), null = no password.
+systemuser.append_column(Column("passwordhash", String(255)))
+
+# A signed-in panel session: the cookie holds a random token, the store only its sha256,
+# so a copy of the database signs no one in. Ended by logout, idle or absolute expiry,
+# a password change or the user being disabled.
+panelsession = Table(
+    "panelsession",
+    metadata,
+    Column("sessionhash", String(64), primary_key=True),
+    Column("systemuserid", Uuid, ForeignKey("systemuser.systemuserid"), nullable=False),
+    Column("csrftoken", String(64), nullable=False),
+    Column("createdon", UtcDateTime, nullable=False),
+    Column("lastseenon", UtcDateTime, nullable=False),
+    Index("ix_panelsession_systemuserid", "systemuserid"),
+)
+
+# Teams as Dataverse has them (`team`, `teammembership`), with MailSignal's manager: a
+# manager reads the emails of their teams' members (fetchxml/access.py).
+team = Table(
+    "team",
+    metadata,
+    Column("teamid", Uuid, primary_key=True, default=_new_id),
+    Column("name", String(160), nullable=False, unique=True),
+    Column("administratorid", Uuid, ForeignKey("systemuser.systemuserid")),
+    *_stamps(),
+)
+teammembership = Table(
+    "teammembership",
+    metadata,
+    Column("teamid", Uuid, ForeignKey("team.teamid"), primary_key=True),
+    Column("systemuserid", Uuid, ForeignKey("systemuser.systemuserid"), primary_key=True),
+    Index("ix_teammembership_systemuserid", "systemuserid"),
 )
 
 usersettings = Table(

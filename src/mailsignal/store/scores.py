@@ -18,7 +18,7 @@ from sqlalchemy import Connection, bindparam, case, func, text, update
 from ..engagement import PARTY_COUNTERS, SECONDS_PER_DAY, PartyTally, Weights
 from .bulk import executemany, later
 from .parties import TABLES, Party
-from .schema import UtcDateTime
+from .types import UtcDateTime
 
 
 def _aged(table: Any) -> Any:

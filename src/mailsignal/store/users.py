@@ -111,8 +111,12 @@ def add(
 
 
 def _with_settings() -> Any:
+    """A user with their opt-in and zone; never the password hash (store/sessions.py
+    reads that, and nothing returns it)."""
     return select(
-        systemuser, usersettings.c.emailengagementoptin, usersettings.c.timezonename
+        *[c for c in systemuser.c if c.name != "passwordhash"],
+        usersettings.c.emailengagementoptin,
+        usersettings.c.timezonename,
     ).join(usersettings, usersettings.c.systemuserid == systemuser.c.systemuserid)
 
 

@@ -17,18 +17,20 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import MailSignalError, StoreError
+from ..keyring import load_keyring
 from ..outgoing import Outgoing
-from ..settings import Settings, load_keyring, load_settings
+from ..settings import Settings, load_settings
 from ..store.db import make_engine, ping
 from ..store.journal import JournalWriter
 from ..tokens import Signer
+from . import panel
 from .admin import router as admin_router
 from .api import router
 from .headers import SecurityHeaders
@@ -113,11 +115,7 @@ def create_api(settings: Settings) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(webapi_router)
     app.include_router(records_router)
-
-    @app.get("/", include_in_schema=False)
-    def home() -> RedirectResponse:
-        """Until the engagement panel ships, the front door is the API explorer."""
-        return RedirectResponse("/api/v1/docs")
+    panel.install(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
