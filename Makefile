@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MAILSIGNAL_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test lint format bench docs clean
+.PHONY: run test lint format bench docs vendor clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,3 +38,8 @@ clean:
 
 docs: $(STAMP)
 	$(BIN)/python scripts/gen_docs.py
+
+# The panel's front-end files (Swagger UI) from the npm packages pinned in assets/.
+vendor: $(STAMP)
+	npm ci --prefix assets --no-audit --no-fund
+	$(BIN)/python scripts/vendor_assets.py

@@ -33,6 +33,7 @@ LEVELS: tuple[tuple[str, ...], ...] = (
         "sealing",
         "passwords",
         "throttle",
+        "demostory",
     ),
     ("urls",),
     # storage: the only place SQL is written

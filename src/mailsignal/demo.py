@@ -10,37 +10,36 @@ bundled network lists, or from documentation ranges (RFC 5737) for people.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
+from . import demostory, passwords
+from .demostory import (
+    APPLE_MAIL,
+    APPLE_RELAY_IP,
+    CHROME_WIN,
+    EOP_IP,
+    GATEWAY_UA,
+    OUTLOOK,
+    SAFARI_IOS,
+    Hit,
+)
 from .model import RawHit, TokenKind
 from .outgoing import Outgoing, build_message
 from .pipeline.enrichment import default_enrichment
 from .pipeline.ingest import store_hits
 from .settings import Settings
-from .store import emails, parties, users
+from .store import emails, parties, sessions, teams, users
 from .tokens import Signer
 
-OUTLOOK = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17126; Pro)"
-CHROME = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/142.0.0.0 Safari/537.36"
-)
-SAFARI_IOS = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
-)
-SAFE_LINKS = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/72.0.3626.109 Safari/537.36"
-)
 GMAIL_PROXY = (
     "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
 )
-APPLE_RELAY_IP = "104.28.28.10"  # inside Apple Private Relay egress 104.28.28.0/26
-EOP_IP = "40.107.22.51"  # Microsoft Exchange Online Protection 40.107.0.0/16
 GOOGLE_PROXY_IP = "66.249.84.20"  # Google
 
 HTML = """<!doctype html><html><body style="font-family:Arial,sans-serif">
@@ -53,27 +52,17 @@ HTML = """<!doctype html><html><body style="font-family:Arial,sans-serif">
 </body></html>"""
 
 
-@dataclass(frozen=True)
-class _Hit:
-    after: timedelta
-    kind: TokenKind
-    link: int | None
-    ip: str
-    ua: str
-    method: str = "GET"
-
-
 S, M = timedelta(seconds=1), timedelta(minutes=1)
-SCENARIOS: list[tuple[str, str, str, list[_Hit]]] = [
+SCENARIOS: list[tuple[str, str, str, list[Hit]]] = [
     (
         "Dana Fischer",
         "dana.fischer@contoso.test",
         "Pricing and the logistics case study",
         [
-            _Hit(2 * S, TokenKind.OPEN, None, APPLE_RELAY_IP, "Mozilla/5.0"),
-            _Hit(47 * M, TokenKind.OPEN, None, "198.51.100.23", SAFARI_IOS),
-            _Hit(48 * M, TokenKind.CLICK, 0, "198.51.100.23", SAFARI_IOS),
-            _Hit(95 * M, TokenKind.OPEN, None, "198.51.100.23", SAFARI_IOS),  # read again
+            Hit(2 * S, TokenKind.OPEN, None, APPLE_RELAY_IP, APPLE_MAIL),
+            Hit(47 * M, TokenKind.OPEN, None, "198.51.100.23", SAFARI_IOS),
+            Hit(48 * M, TokenKind.CLICK, 0, "198.51.100.23", SAFARI_IOS),
+            Hit(95 * M, TokenKind.OPEN, None, "198.51.100.23", SAFARI_IOS),  # read again
         ],
     ),
     (
@@ -81,10 +70,10 @@ SCENARIOS: list[tuple[str, str, str, list[_Hit]]] = [
         "lee.novak@fabrikam.test",
         "Following up on our call",
         [
-            _Hit(4 * S, TokenKind.OPEN, None, EOP_IP, SAFE_LINKS),
-            _Hit(5 * S, TokenKind.CLICK, 0, EOP_IP, SAFE_LINKS),
-            _Hit(5 * S, TokenKind.CLICK, 1, EOP_IP, SAFE_LINKS),
-            _Hit(6 * S, TokenKind.CLICK, 2, EOP_IP, SAFE_LINKS),
+            Hit(4 * S, TokenKind.OPEN, None, EOP_IP, GATEWAY_UA),
+            Hit(5 * S, TokenKind.CLICK, 0, EOP_IP, GATEWAY_UA),
+            Hit(5 * S, TokenKind.CLICK, 1, EOP_IP, GATEWAY_UA),
+            Hit(6 * S, TokenKind.CLICK, 2, EOP_IP, GATEWAY_UA),
         ],
     ),
     (
@@ -92,8 +81,8 @@ SCENARIOS: list[tuple[str, str, str, list[_Hit]]] = [
         "sam.okafor@adatum.test",
         "Next steps for the pilot",
         [
-            _Hit(3 * timedelta(hours=1), TokenKind.OPEN, None, GOOGLE_PROXY_IP, GMAIL_PROXY),
-            _Hit(3 * timedelta(hours=1) + 2 * M, TokenKind.CLICK, 2, "203.0.113.40", CHROME),
+            Hit(3 * timedelta(hours=1), TokenKind.OPEN, None, GOOGLE_PROXY_IP, GMAIL_PROXY),
+            Hit(3 * timedelta(hours=1) + 2 * M, TokenKind.CLICK, 2, "203.0.113.40", CHROME_WIN),
         ],
     ),
     (
@@ -101,8 +90,8 @@ SCENARIOS: list[tuple[str, str, str, list[_Hit]]] = [
         "ravi.iyer@woodgrove.test",
         "The logistics case study",
         [
-            _Hit(1 * S, TokenKind.OPEN, None, APPLE_RELAY_IP, "Mozilla/5.0"),
-            _Hit(2 * timedelta(hours=1), TokenKind.OPEN, None, APPLE_RELAY_IP, "Mozilla/5.0"),
+            Hit(1 * S, TokenKind.OPEN, None, APPLE_RELAY_IP, APPLE_MAIL),
+            Hit(2 * timedelta(hours=1), TokenKind.OPEN, None, APPLE_RELAY_IP, APPLE_MAIL),
         ],
     ),
     (
@@ -110,7 +99,7 @@ SCENARIOS: list[tuple[str, str, str, list[_Hit]]] = [
         "mia.larsen@litware.test",
         "Quick question about your rollout",
         [
-            _Hit(26 * M, TokenKind.OPEN, None, "192.0.2.77", OUTLOOK),
+            Hit(26 * M, TokenKind.OPEN, None, "192.0.2.77", OUTLOOK),
         ],
     ),
 ]
@@ -121,8 +110,21 @@ def has_data(engine: Engine) -> bool:
         return emails.any_exist(conn)
 
 
-def load(engine: Engine, settings: Settings, signer: Signer, now: datetime | None = None) -> int:
-    """Create the demo team, emails and hits; returns the number of emails."""
+def load(
+    engine: Engine,
+    settings: Settings,
+    signer: Signer,
+    now: datetime | None = None,
+    *,
+    small: bool = False,
+) -> int:
+    """Create the demo team, emails and hits; returns the number of emails.
+
+    `small`: only the five short scenarios (Alice's), as the Dataverse client tests use.
+    Otherwise also demostory.py's discovery email and three weeks of mail by two reps, a
+    manager over both, and panel sign-ins for Alice, her manager and the admin with
+    fresh random passwords (written to `sign_ins_file`, mode 0600).
+    """
     now = now or datetime.now(UTC)
     enrichment = default_enrichment(settings)
     service = Outgoing.from_settings(settings, signer)
@@ -132,37 +134,108 @@ def load(engine: Engine, settings: Settings, signer: Signer, now: datetime | Non
                 conn, "Alice Martin", "alice@northwind.test", opt_in=True, timezone="Europe/Berlin"
             )
             users.add(conn, "Ops Admin", "admin@northwind.test", role="admin", opt_in=True)
-        hits: list[RawHit] = []
-        for n, (name, address, subject, script) in enumerate(SCENARIOS):
-            company = address.split("@")[1].split(".")[0].title()
-            account = parties.add(conn, "account", company, None)
-            parties.add(conn, "contact", name, address, parent=account)
-            sent = now - timedelta(days=n, hours=2)
-            msg = build_message(
+        mails = [
+            demostory.Mail(
                 "alice@northwind.test",
-                [address],
+                name,
+                address,
                 subject,
-                HTML.format(first=name.split()[0]),
-                None,
-                sent_at=sent,
+                now - timedelta(days=n, hours=2),
+                tuple(script),
             )
-            tracked = service.track(
-                conn, msg, sender="alice@northwind.test", recipients=[address], sent_at=sent
-            )
-            delivery = tracked.copies[0].delivery_id
-            links = emails.link_ids(conn, tracked.activity_id)
-            for i, hit in enumerate(script):
-                hits.append(
-                    RawHit(
-                        hit_id=f"demo:{tracked.activity_id}:{i}",
-                        received_at=sent + hit.after,
-                        kind=hit.kind,
-                        delivery_id=delivery,
-                        link_id=links[hit.link] if hit.link is not None else None,
-                        ip=hit.ip,
-                        user_agent=hit.ua,
-                        method=hit.method,
-                    )
+            for n, (name, address, subject, script) in enumerate(SCENARIOS)
+        ]
+        if not small:
+            _team(conn)
+            mails += demostory.mails(now, ("alice@northwind.test", "ben@northwind.test"))
+        known: dict[str, uuid.UUID] = {}
+        hits: list[RawHit] = []
+        for mail in mails:
+            if mail.address not in known:
+                company = mail.address.split("@")[1].split(".")[0].title()
+                account = parties.accounts_named(conn, company)
+                parent = account[0] if account else parties.add(conn, "account", company, None)
+                known[mail.address] = parties.add(
+                    conn, "contact", mail.name, mail.address, parent=parent
                 )
+            hits += _send(conn, service, mail, now)
         store_hits(conn, hits, enrichment, settings)
-    return len(SCENARIOS)
+    if not small:
+        write_sign_ins(engine, settings)
+    return len(mails)
+
+
+def _send(conn: Connection, service: Outgoing, mail: demostory.Mail, now: datetime) -> list[RawHit]:
+    msg = build_message(
+        mail.sender,
+        [mail.address],
+        mail.subject,
+        HTML.format(first=mail.name.split()[0]),
+        None,
+        sent_at=mail.sent,
+    )
+    tracked = service.track(
+        conn, msg, sender=mail.sender, recipients=[mail.address], sent_at=mail.sent
+    )
+    delivery = tracked.copies[0].delivery_id
+    links = emails.link_ids(conn, tracked.activity_id)
+    return [
+        RawHit(
+            hit_id=f"demo:{tracked.activity_id}:{i}",
+            received_at=mail.sent + hit.after,
+            kind=hit.kind,
+            delivery_id=delivery,
+            link_id=links[hit.link] if hit.link is not None else None,
+            ip=hit.ip,
+            user_agent=hit.ua,
+            method="GET",
+        )
+        for i, hit in enumerate(mail.hits)
+        if mail.sent + hit.after <= now
+    ]
+
+
+def _team(conn: Connection) -> None:
+    """Ben (a second rep) and Maria, who manages a team of Alice and Ben."""
+    if users.by_address(conn, "ben@northwind.test") is not None:
+        return
+    ben = users.add(conn, "Ben Ortiz", "ben@northwind.test", opt_in=True, timezone="Europe/London")
+    maria = users.add(
+        conn, "Maria Chen", "maria@northwind.test", opt_in=True, timezone="Europe/Berlin"
+    )
+    alice = users.by_address(conn, "alice@northwind.test")
+    assert alice is not None
+    team = teams.add(conn, "Field Sales", maria)
+    for member in (alice["systemuserid"], ben):
+        teams.add_member(conn, team, member)
+
+
+SIGN_INS = (
+    ("alice@northwind.test", "a rep"),
+    ("maria@northwind.test", "her manager"),
+    ("admin@northwind.test", "an admin"),
+)
+
+
+def sign_ins_file(settings: Settings) -> Path:
+    return settings.data_dir / "demo-sign-ins.txt"
+
+
+def write_sign_ins(engine: Engine, settings: Settings) -> Path:
+    """Fresh random panel passwords for the demo's people, in a 0600 file: the demo
+    ships no fixed password."""
+    lines = ["# MailSignal demo sign-ins (random; `mailsignal demo` wrote them)"]
+    with engine.begin() as conn:
+        for address, who in SIGN_INS:
+            user = users.by_address(conn, address)
+            if user is None:
+                continue
+            password = secrets.token_urlsafe(12)
+            sessions.set_password_hash(conn, user["systemuserid"], passwords.make(password))
+            lines.append(f"{address}  {password}  ({who})")
+    path = sign_ins_file(settings)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path

@@ -71,12 +71,17 @@ def test_panel_pages_get_the_strict_html_policy(client: TestClient) -> None:
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
 
 
-def test_the_swagger_page_may_load_its_cdn_assets_and_nothing_else(client: TestClient) -> None:
+def test_the_api_explorer_loads_only_its_own_assets(client: TestClient) -> None:
+    """Swagger UI from the vendored copy (issue 12): no CDN, no inline script; only
+    `data:` images beyond the pages' policy, for the icons in its stylesheet."""
     r = client.get("/api/v1/docs")
-    assert r.status_code == 200 and "cdn.jsdelivr.net" in r.text
+    assert r.status_code == 200 and "cdn." not in r.text and "<script>" not in r.text
+    assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in r.text
     csp = _assert_common(r)
-    assert "script-src https://cdn.jsdelivr.net 'unsafe-inline'" in csp
-    assert csp.startswith("default-src 'none'") and "connect-src 'self'" in csp
+    assert csp.startswith("default-src 'self'") and "img-src 'self' data:" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    for asset in ("vendor/swagger-ui/swagger-ui-bundle.js", "vendor/swagger-ui/swagger-ui.css"):
+        assert client.get(f"/static/{asset}").status_code == 200
 
 
 def _page(_request: Request) -> Response:

@@ -50,7 +50,7 @@ def served_demo(
         data_dir, ingest=False, extra_env={"MAILSIGNAL_DATABASE_URL": db_url}, tls=tls
     )
     cli(server.env, "init")
-    cli(server.env, "demo")
+    cli(server.env, "demo", "--small")
     key = cli(server.env, "users", "key", "create", "admin@northwind.test").stdout.strip()
     users = cli({**server.env, "COLUMNS": "200"}, "users", "list").stdout  # ids unwrapped
     admin_line = next(line for line in users.splitlines() if "admin@northwind.test" in line)

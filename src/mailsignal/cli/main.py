@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from ..errors import MailSignalError
-from . import data, emails, history, mail, records, relay, scores, server, users, views
+from . import data, emails, history, mail, records, relay, scores, server, teams, users, views
 from .common import err
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.command()(server.demo)
 app.add_typer(users.users_app, name="users")
 app.add_typer(users.org_app, name="org")
 app.add_typer(users.keys_app, name="keys")
+app.add_typer(teams.teams_app, name="teams")
 # Contacts, leads and accounts (and `import contacts|leads|accounts`).
 records.mount(app, history.import_app)
 # Mail and what it became.

@@ -153,17 +153,24 @@ def demo(
     if_empty: Annotated[
         bool, typer.Option("--if-empty", help="Do nothing when emails already exist.")
     ] = False,
+    small: Annotated[
+        bool,
+        typer.Option("--small", help="Only five short scenarios (for tests and examples)."),
+    ] = False,
 ) -> None:
-    """Load demo data: a rep, contacts, tracked emails and real-world hits, labelled."""
+    """Load demo data: reps, a manager, contacts, tracked emails and real-world hits,
+    labelled by the normal ingest, and panel sign-ins with random passwords."""
     from .. import demo as demo_data
 
     settings = common.settings()
     engine = common.engine(settings)
     if if_empty and demo_data.has_data(engine):
         out.print("demo: emails already exist; nothing loaded")
-        return
-    count = demo_data.load(engine, settings, common.signer(settings))
-    out.print(
-        f"demo: {count} emails from alice@northwind.test with their opens and clicks; "
-        "try `mailsignal emails list`"
-    )
+    else:
+        count = demo_data.load(engine, settings, common.signer(settings), small=small)
+        out.print(f"demo: {count} emails with their opens, clicks and labels loaded")
+    sign_ins = demo_data.sign_ins_file(settings)
+    if sign_ins.is_file():
+        out.print(f"panel: http://{settings.host}:{settings.port}/  sign in as ({sign_ins}):")
+        for line in sign_ins.read_text().splitlines()[1:]:
+            out.print(f"  {line}", markup=False, highlight=False)

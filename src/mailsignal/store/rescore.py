@@ -46,7 +46,7 @@ def _chunks(ids: list[Any]) -> Iterable[list[Any]]:
         yield ids[start : start + _CHUNK]
 
 
-def _counting() -> ColumnElement[bool]:
+def counting() -> ColumnElement[bool]:
     """Events that can add points or counts: human or forward, or a reply not labelled
     machine."""
     ev = interactionforemail
@@ -154,7 +154,7 @@ def rescore(conn: Connection, found: set[Party], weights: Weights, now: datetime
         rows = conn.execute(
             select(*_EVENT_COLUMNS)
             .where(in_ids(conn, interactionforemail.c.deliveryid, members))
-            .where(_counting())
+            .where(counting())
         )
         for row in rows:
             _add([tallies[p] for p in members[row[0]]], weights, (row,))
@@ -209,7 +209,7 @@ def recompute_all(
                 for tally in slots:
                     tally.followed += 1
         result = conn.execute(
-            select(*_EVENT_COLUMNS).where(_counting()).execution_options(yield_per=batch)
+            select(*_EVENT_COLUMNS).where(counting()).execution_options(yield_per=batch)
         )
         for part in result.partitions():
             for row in part:
@@ -246,7 +246,7 @@ def explain(
             )
             .select_from(d.join(ev, ev.c.deliveryid == d.c.deliveryid))
             .where(who)
-            .where(_counting())
+            .where(counting())
         )
 
     own = events_of((d.c.recipientobjecttypecode == kind) & (d.c.recipientobjectid == party_id))

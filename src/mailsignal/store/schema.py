@@ -349,6 +349,8 @@ interactionforemail = Table(
     Column("createdon", UtcDateTime, nullable=False, default=utcnow),
     Index("ix_interactionforemail_delivery_time", "deliveryid", "emailinteractiontime"),
     Index("ix_interactionforemail_email", "emailactivityid"),
+    # The panel's activity feed: the newest events first, without sorting them all.
+    Index("ix_interactionforemail_time", "emailinteractiontime"),
 )
 
 apikey = Table(

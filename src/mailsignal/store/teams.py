@@ -101,3 +101,11 @@ def listing(conn: Connection) -> list[dict[str, Any]]:
         if team_id in by_id:
             by_id[team_id]["members"].append(address)
     return found
+
+
+def get(conn: Connection, team_id: uuid.UUID) -> dict[str, Any]:
+    """A team by id (NotFoundError when there is none)."""
+    row = conn.execute(select(team).where(team.c.teamid == team_id)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"team With Id = {team_id} Does Not Exist")
+    return dict(row)

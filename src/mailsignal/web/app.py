@@ -100,7 +100,7 @@ def create_api(settings: Settings) -> FastAPI:
         description="Email engagement tracking that labels every event human, machine or "
         "forward, with reasons.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # served by the panel from vendored assets (panel/docs.py)
         redoc_url=None,
     )
     app.state.settings = settings

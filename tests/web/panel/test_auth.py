@@ -116,3 +116,29 @@ def test_a_short_password_is_refused() -> None:
         passwords.make("short")
     assert passwords.verify(passwords.make("long enough password"), "long enough password")
     assert not passwords.verify(None, "anything at all")
+
+
+def test_the_cookie_is_secure_behind_a_tls_proxy(engine: Engine, settings: Settings) -> None:
+    """Reached over https (here through a trusted proxy that says so), both cookies are
+    Secure; the links' origin follows the proxy as webapi/common.base reads it."""
+    with engine.begin() as conn:
+        add_rep(conn)
+        with_password(conn, REP)
+    proxied = settings.model_copy(update={"trusted_proxies": ["127.0.0.0/8"]})
+    https = {"x-forwarded-proto": "https"}
+    app = create_app(proxied)
+    with TestClient(app, "https://testserver", client=("127.0.0.1", 5000), headers=https) as c:
+        r = sign_in(c, REP)
+    assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+
+
+def test_expired_sessions_are_purged_at_the_next_sign_in(
+    client: TestClient, engine: Engine
+) -> None:
+    with engine.begin() as conn:
+        user = users.by_address(conn, REP)
+        assert user is not None
+        sessions.begin(conn, user["systemuserid"], now=datetime.now(UTC) - timedelta(days=3))
+    sign_in(client, REP)
+    with engine.connect() as conn:
+        assert len(conn.execute(panelsession.select()).all()) == 1  # only the new one

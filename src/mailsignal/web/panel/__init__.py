@@ -16,11 +16,23 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from . import auth
+from . import admin as admin_pages
+from . import auth, docs, feed
+from . import email as email_page
+from . import emails as email_list
+from . import parties as party_pages
+from . import views as view_pages
 from .base import HERE, Forbidden, SignInRequired, render, sign_in_url
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
+router.include_router(docs.router)
+router.include_router(feed.router)
+router.include_router(email_list.router)
+router.include_router(view_pages.router)
+router.include_router(admin_pages.router)
+router.include_router(email_page.router)  # after any fixed /emails/... path
+router.include_router(party_pages.router)
 
 
 def install(app: FastAPI) -> None:

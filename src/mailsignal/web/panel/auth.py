@@ -98,9 +98,11 @@ async def login(request: Request) -> Response:
             user_id, stored = sessions.password_hash(conn, address)
         if not passwords.verify(stored, password) or user_id is None:
             return None, None
+        idle, lifetime = limits(request)
         with engine(request).begin() as conn:
             if stored and passwords.needs_rehash(stored):
                 sessions.set_password_hash(conn, user_id, passwords.make(password))
+            sessions.purge(conn, idle=idle, lifetime=lifetime)  # sessions nobody can use
             session, _csrf = sessions.begin(conn, user_id)
         return user_id, session
 

@@ -6,7 +6,11 @@
   function refresh(region) {
     if (document.hidden) { return; }
     fetch(region.dataset.live, { credentials: "same-origin", headers: { "Accept": "text/html" } })
-      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (r) {
+        // A session that ended answers with the sign-in page: go there, do not embed it.
+        if (r.redirected) { window.location.assign(r.url); return null; }
+        return r.ok ? r.text() : null;
+      })
       .then(function (html) {
         if (html !== null && html !== region.dataset.last) {
           region.dataset.last = html;
