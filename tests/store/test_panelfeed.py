@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, insert, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from helpers import HTML
 from mailsignal import outgoing
@@ -32,8 +32,12 @@ def _send(conn: Connection, settings: Settings, sender: str, to: str, subject: s
 def _event(conn: Connection, sent: Any, kind: int, verdict: str, minutes_ago: int) -> None:
     copy = sent.copies[0]
     links = emails.link_ids(conn, sent.activity_id)
+    owner = conn.execute(
+        select(email.c.ownerid).where(email.c.activityid == sent.activity_id)
+    ).scalar_one()
     conn.execute(
         insert(interactionforemail).values(
+            ownerid=owner,  # as store/events.insert copies it
             emailactivityid=sent.activity_id,
             deliveryid=copy.delivery_id,
             linkid=links[min(links)] if kind == 1 else None,
@@ -174,3 +178,35 @@ def test_email_filters_and_literal_search(engine: Engine, world: dict[str, Any])
 def test_an_unknown_tab_is_refused(engine: Engine, world: dict[str, Any]) -> None:
     with engine.connect() as conn, pytest.raises(ValueError):
         panelfeed.feed(conn, world["callers"]["rep"], tab="hottest")
+
+
+def test_a_managers_list_merges_the_team_in_order_across_pages(
+    engine: Engine, settings: Settings
+) -> None:
+    """A manager's "My emails" merges each member's newest mail (one index range each):
+    the pages are the team's mail in send order, as one sorted list would be."""
+    with engine.begin() as conn:
+        boss = users.add(conn, "Mona", "boss@northwind.test", opt_in=True)
+        members = [
+            users.add(conn, f"Rep {n}", f"rep{n}@northwind.test", opt_in=True) for n in range(3)
+        ]
+        users.add(conn, "Outsider", "out@northwind.test", opt_in=True)
+        team = teams.add(conn, "East", boss)
+        for member in members:
+            teams.add_member(conn, team, member)
+        for n in range(14):
+            sender = ["rep0", "rep1", "rep2", "out", "boss"][n % 5]
+            sent = _send(conn, settings, f"{sender}@northwind.test", "dana@contoso.test", f"m{n}")
+            conn.execute(
+                update(email)
+                .where(email.c.activityid == sent.activity_id)
+                .values(senton=NOW - timedelta(hours=n))
+            )
+        caller = fetch.load_caller(conn, boss)
+        pages = [
+            [r["subject"] for r in panelfeed.sent_mail(conn, caller, page=p, per_page=4)["rows"]]
+            for p in (1, 2, 3)
+        ]
+    expected = [f"m{n}" for n in range(14) if n % 5 != 3]  # all but the outsider's
+    assert [s for page in pages for s in page] == expected
+    assert [len(p) for p in pages] == [4, 4, 3]

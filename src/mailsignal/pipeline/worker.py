@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from ..enrich import Pipeline
 from ..settings import Settings
 from ..store import journal_cursor
+from ..store.db import analyze
 from ..store.fallback import RateLimitedLog
 from ..store.journal import JournalReader
 from .enrichment import default_enrichment
@@ -98,6 +99,7 @@ class Ingestor:
                 next_sweep = time.monotonic() + SWEEP_SECONDS
                 try:
                     sweep(self.engine, self.settings, datetime.now(UTC), self.enrichment.facts)
+                    analyze(self.engine)  # SQLite's planner statistics, as the tables grow
                 except Exception:
                     log.exception("sweep failed; next try in an hour")
             try:

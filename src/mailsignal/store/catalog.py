@@ -64,12 +64,15 @@ CATALOG = Catalog(
             "owner",
             {"regardingobjectid": ("contact", "lead", "account"), "ownerid": ("systemuser",)},
         ),
+        # `ownerid` is the panel's copy of the email's owner for its feed index, not a
+        # column of Dataverse's interactionforemail: access goes through the email.
         _entity(
             schema.interactionforemail,
             "interactionforemails",
             "interactionforemailid",
             None,
             "owned-email",
+            hidden=("ownerid",),
         ),
         _entity(
             schema.contact,

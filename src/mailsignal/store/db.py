@@ -171,13 +171,28 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
+    """Bring the schema to the newest migration (idempotent), then refresh SQLite's
+    planner statistics."""
     try:
         command.upgrade(alembic_config(engine), "head")
     except OperationalError as exc:
         raise StoreError(f"cannot migrate the database: {exc.orig}") from exc
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot migrate the database: {exc}") from exc
+    analyze(engine)
+
+
+def analyze(engine: Engine) -> None:
+    """Refresh SQLite's planner statistics, sampled (`analysis_limit`: milliseconds on a
+    10M-event file). Without them SQLite guesses that `ownerid = ?` finds ten rows and
+    reads a rep's every event to show the newest fifty (1.3 s vs 4 ms at 10M events,
+    bench/ui.py). `migrate` runs it, and the ingest worker's hourly sweep keeps it
+    current as the tables grow. PostgreSQL's autovacuum does this by itself."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql("ANALYZE")
 
 
 def is_initialised(engine: Engine) -> bool:

@@ -210,6 +210,7 @@ def insert(conn: Connection, rows: list[Row]) -> int:
     """
     if not rows:
         return 0
+    rows = _with_owner(conn, rows)
     if conn.dialect.name == "postgresql":
         try:
             with conn.begin_nested():
@@ -217,6 +218,24 @@ def insert(conn: Connection, rows: list[Row]) -> int:
         except UniqueViolation:
             pass
     return insert_ignore(conn, interactionforemail, rows, "hitid")
+
+
+def _with_owner(conn: Connection, rows: list[Row]) -> list[Row]:
+    """`rows` with their email's owner (`ownerid`, for the panel's feed): one look-up per
+    batch for the few emails it touches."""
+    wanted = {r["emailactivityid"] for r in rows if "ownerid" not in r}
+    if not wanted:
+        return rows
+    owners = dict(
+        conn.execute(
+            select(email.c.activityid, email.c.ownerid).where(
+                in_ids(conn, email.c.activityid, wanted)
+            )
+        ).all()
+    )
+    return [
+        r if "ownerid" in r else {**r, "ownerid": owners.get(r["emailactivityid"])} for r in rows
+    ]
 
 
 _REVISE = (

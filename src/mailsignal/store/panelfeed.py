@@ -28,6 +28,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -149,20 +150,12 @@ def feed(
             .outerjoin(trackedlink, trackedlink.c.linkid == ev.c.linkid)
             .outerjoin(trackedattachment, trackedattachment.c.attachmentid == ev.c.attachmentid)
         )
-        .where(email_rule(e, caller), _by_a_person())
-        .order_by(ev.c.emailinteractiontime.desc(), ev.c.interactionforemailid.desc())
-        .limit(limit + 1)
-    )
-    if tab == "email":
-        stmt = stmt.where(ev.c.interactiontype.in_(_EMAIL_KINDS))
-    if before is not None:
-        at, key = before
-        stmt = stmt.where(
-            or_(
-                ev.c.emailinteractiontime < at,
-                and_(ev.c.emailinteractiontime == at, ev.c.interactionforemailid < key),
-            )
+        .where(
+            email_rule(e, caller),
+            ev.c.interactionforemailid.in_(_newest(conn, caller, tab, before, limit + 1)),
         )
+        .order_by(ev.c.emailinteractiontime.desc(), ev.c.interactionforemailid.desc())
+    )
     items = [dict(r) for r in conn.execute(stmt).mappings()]
     more = len(items) > limit
     items = items[:limit]
@@ -179,6 +172,49 @@ def feed(
     }
 
 
+def _newest(
+    conn: Connection,
+    caller: Caller,
+    tab: str,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[uuid.UUID]:
+    """Ids of the newest `limit` events by a person on the caller's owners' mail (all
+    mail for an admin), older than `before`: per owner one range of the (ownerid,
+    emailinteractiontime) index, merged, instead of every event of every email sorted.
+    The caller's row rule is applied to the rows these ids name (`feed`)."""
+    ev = interactionforemail
+
+    def newest(owner: uuid.UUID | None) -> Select[Any]:
+        q = select(ev.c.interactionforemailid, ev.c.emailinteractiontime).where(_by_a_person())
+        if owner is not None:
+            q = q.where(ev.c.ownerid == owner)
+        if tab == "email":
+            q = q.where(ev.c.interactiontype.in_(_EMAIL_KINDS))
+        if before is not None:
+            at, key = before
+            q = q.where(
+                or_(
+                    ev.c.emailinteractiontime < at,
+                    and_(ev.c.emailinteractiontime == at, ev.c.interactionforemailid < key),
+                )
+            )
+        return q.order_by(ev.c.emailinteractiontime.desc(), ev.c.interactionforemailid.desc())
+
+    if caller.is_admin:
+        stmt = newest(None).limit(limit)
+    else:
+        # Each arm a subquery of its own: SQLite takes no ORDER BY/LIMIT in a bare arm.
+        arms = [select(newest(o).limit(limit).subquery()) for o in sorted(caller.owners)]
+        merged = union_all(*arms).subquery()
+        stmt = (
+            select(merged.c.interactionforemailid)
+            .order_by(merged.c.emailinteractiontime.desc(), merged.c.interactionforemailid.desc())
+            .limit(limit)
+        )
+    return [row[0] for row in conn.execute(stmt)]
+
+
 def _folded(
     conn: Connection, caller: Caller, tab: str, start: datetime | None, end: datetime | None
 ) -> dict[str, int]:
@@ -190,6 +226,8 @@ def _folded(
         .where(email_rule(e, caller), not_(_by_a_person()))
         .group_by(ev.c.verdict)
     )
+    if not caller.is_admin:  # the (ownerid, time) index's ranges; the rule still decides
+        stmt = stmt.where(ev.c.ownerid.in_(sorted(caller.owners)))
     if tab == "email":
         stmt = stmt.where(ev.c.interactiontype.in_(_EMAIL_KINDS))
     if start is not None:
@@ -308,28 +346,50 @@ def sent_mail(
     per_page = max(1, min(per_page, MAX_LIMIT))
     page = max(1, page)
     e = email
-    stmt = (
-        select(*(e.c[name] for name in _EMAIL_COLUMNS))
-        .where(email_rule(e, caller), e.c.directioncode == true())
-        .order_by(e.c.senton.desc(), e.c.activityid.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page + 1)
-    )
-    if since is not None:
-        stmt = stmt.where(e.c.senton >= since)
-    if engaged:
-        stmt = stmt.where(e.c.engagementverdict == Verdict.HUMAN.value)
-    if noise:
-        stmt = stmt.where(e.c.noiseflag == true())
-    if unopened_before is not None:
-        stmt = stmt.where(e.c.senton < unopened_before, e.c.humanopencount == 0)
-    if search:
-        needle = search.lower()
-        stmt = stmt.where(
-            or_(
-                func.lower(e.c.subject).contains(needle, autoescape=True),
-                func.lower(e.c.torecipients).contains(needle, autoescape=True),
+    depth = page * per_page + 1  # rows up to the end of the page, and one to tell "more"
+
+    def listed(who: Caller) -> Any:
+        stmt = (
+            select(*(e.c[name] for name in _EMAIL_COLUMNS))
+            .where(email_rule(e, who), e.c.directioncode == true())
+            .order_by(e.c.senton.desc(), e.c.activityid.desc())
+            .limit(depth)
+        )
+        if since is not None:
+            stmt = stmt.where(e.c.senton >= since)
+        if engaged:
+            stmt = stmt.where(e.c.engagementverdict == Verdict.HUMAN.value)
+        if noise:
+            stmt = stmt.where(e.c.noiseflag == true())
+        if unopened_before is not None:
+            stmt = stmt.where(e.c.senton < unopened_before, e.c.humanopencount == 0)
+        if search:
+            needle = search.lower()
+            stmt = stmt.where(
+                or_(
+                    func.lower(e.c.subject).contains(needle, autoescape=True),
+                    func.lower(e.c.torecipients).contains(needle, autoescape=True),
+                )
             )
+        return stmt
+
+    if caller.is_admin or not caller.team:
+        stmt = listed(caller).offset((page - 1) * per_page).limit(per_page + 1)
+    else:
+        # A manager: each owner's newest `depth` (the ix_email_owner_senton range each),
+        # merged; `ownerid IN (...)` would sort all of the team's mail (bench/ui.py). The
+        # union of each owner's rule is the caller's rule (fetchxml/access.py).
+        # Each arm is a subquery of its own: SQLite takes no ORDER BY/LIMIT in a bare arm.
+        arms = [
+            select(listed(Caller(owner, False, caller.time_zone)).subquery())
+            for owner in sorted(caller.owners)
+        ]
+        merged = union_all(*arms).subquery()
+        stmt = (
+            select(merged)
+            .order_by(merged.c.senton.desc(), merged.c.activityid.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page + 1)
         )
     rows = [dict(r) for r in conn.execute(stmt).mappings()]
     return {"rows": rows[:per_page], "more": len(rows) > per_page}

@@ -204,6 +204,8 @@ email = Table(
     # "Engaged This Week" and its human twin (bench/views.py, migration 0004): a range on
     # the last-open time, the count bounds checked in the index, per rep and for everyone.
     Index("ix_email_lastopened", "lastopenedtime", "opencount", "directioncode"),
+    # "My emails" in the panel: one owner's (or a team's) mail by send time (0011).
+    Index("ix_email_owner_senton", "ownerid", "senton"),
     Index("ix_email_lasthumanopened", "lasthumanopenedtime", "humanopencount", "directioncode"),
     Index("ix_email_owner_lastopened", "ownerid", "lastopenedtime", "opencount", "directioncode"),
     Index(
@@ -311,6 +313,10 @@ interactionforemail = Table(
     metadata,
     Column("interactionforemailid", Uuid, primary_key=True, default=_new_id),
     Column("emailactivityid", Uuid, ForeignKey("email.activityid"), nullable=False),
+    # The email's owner, copied at insert (store/events.insert): the panel's feed reads a
+    # rep's newest events through (ownerid, emailinteractiontime) without visiting their
+    # every email (migration 0011). Access is still the email's (fetchxml/access.py).
+    Column("ownerid", Uuid),
     Column(
         "deliveryid",
         BigInteger().with_variant(Integer, "sqlite"),
@@ -351,6 +357,7 @@ interactionforemail = Table(
     Index("ix_interactionforemail_email", "emailactivityid"),
     # The panel's activity feed: the newest events first, without sorting them all.
     Index("ix_interactionforemail_time", "emailinteractiontime"),
+    Index("ix_interactionforemail_owner_time", "ownerid", "emailinteractiontime"),
 )
 
 apikey = Table(

@@ -208,6 +208,17 @@ def test_a_rep_a_manager_and_the_story(demo_server: LiveServer, tmp_path: Path) 
         assert "ben@northwind.test" in page.locator("main").inner_text()
         page.context.clear_cookies()
 
+        # The admin's page.
+        page.goto(f"{server.url}/login")
+        page.fill("#address", "admin@northwind.test")
+        page.fill("#password", passwords["admin@northwind.test"])
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{server.url}/")
+        page.goto(f"{server.url}/admin")
+        expect(page.locator("h1")).to_contain_text("Admin")
+        _check(page, shots, "admin")
+        page.context.clear_cookies()
+
         # Five wrong passwords slow the next attempt down.
         for _ in range(5):
             page.goto(f"{server.url}/login")
