@@ -5,7 +5,6 @@ relay (aiosmtpd + Outgoing + spool + worker), and a real upstream smarthost
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import errno
 import mailbox
 import os
@@ -29,7 +28,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
 from conftest import free_port, need
-from helpers import tracked_urls
+from helpers import throwaway_certificate, tracked_urls
 from mailsignal.keyring import load_keyring
 from mailsignal.mail.outbound import Spool
 from mailsignal.mail.server import RelayServer
@@ -60,55 +59,8 @@ class Clock:
 
 
 def make_cert(tmp: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost/127.0.0.1 (cryptography, else openssl)."""
-    cert, key = tmp / "relay.crt", tmp / "relay.key"
-    try:
-        import ipaddress
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-        from cryptography.x509.oid import NameOID
-    except ImportError:
-        subprocess.run(
-            [
-                *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
-                *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"),
-                *("-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        return cert, key
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(private, hashes.SHA256())
-    )
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert, key
+    """A self-signed certificate for localhost/127.0.0.1 (helpers.throwaway_certificate)."""
+    return throwaway_certificate(tmp)
 
 
 class Upstream:

@@ -129,16 +129,22 @@ def _bad(request: Request, who: base.Viewer, exc: BadInput) -> HTMLResponse:
     )
 
 
+def _page(
+    request: Request, who: base.Viewer, template: str, tab: str | None, before: str | None
+) -> HTMLResponse:
+    try:
+        context = _context(request, who, tab, before)
+    except BadInput as exc:
+        return _bad(request, who, exc)
+    return base.render(request, template, who, **context)
+
+
 @router.get("/", response_class=HTMLResponse)
 def feed_page(
     request: Request, who: Viewer, tab: str | None = None, before: str | None = None
 ) -> HTMLResponse:
     """The activity feed."""
-    try:
-        context = _context(request, who, tab, before)
-    except BadInput as exc:
-        return _bad(request, who, exc)
-    return base.render(request, "feed.html", who, **context)
+    return _page(request, who, "feed.html", tab, before)
 
 
 @router.get("/feed/items", response_class=HTMLResponse)
@@ -146,8 +152,4 @@ def feed_items(
     request: Request, who: Viewer, tab: str | None = None, before: str | None = None
 ) -> HTMLResponse:
     """The feed's list alone, for the live refresh."""
-    try:
-        context = _context(request, who, tab, before)
-    except BadInput as exc:
-        return _bad(request, who, exc)
-    return base.render(request, "_feed_items.html", who, **context)
+    return _page(request, who, "_feed_items.html", tab, before)
