@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Connection, and_, exists, func, or_, selec
 from ..fetchxml import Caller
 from ..fetchxml.access import row_filter
 from .catalog import CATALOG
+from .panelfeed import party_name, with_party
 from .parties import TABLES, Party
 from .rescore import counting
 from .schema import (
@@ -60,10 +61,12 @@ def email_for(conn: Connection, activity_id: uuid.UUID, caller: Caller) -> Row |
 
 
 def deliveries(conn: Connection, activity_id: uuid.UUID) -> list[Row]:
-    """The email's recipients (at most DELIVERY_LIMIT), in address order."""
+    """The email's recipients (at most DELIVERY_LIMIT), in address order, each with the
+    name of the contact, lead or account it resolved to (`partyname`, else None)."""
     d = emaildelivery
     rows = conn.execute(
-        select(d)
+        select(d, party_name().label("partyname"))
+        .select_from(with_party(d))
         .where(d.c.emailactivityid == activity_id)
         .order_by(d.c.emailaddress)
         .limit(DELIVERY_LIMIT)

@@ -74,11 +74,13 @@ def _by_a_person() -> ColumnElement[bool]:
     )
 
 
-def _party_name() -> ColumnElement[Any]:
+def party_name() -> ColumnElement[Any]:
     return func.coalesce(contact.c.fullname, lead.c.fullname, account.c.name)
 
 
-def _with_party(base: FromClause) -> FromClause:
+def with_party(base: FromClause) -> FromClause:
+    """`base` (which has emaildelivery) joined to the contact, lead or account each
+    delivery resolved to; `party_name()` reads its name."""
     d = emaildelivery
     return (
         base.outerjoin(
@@ -140,13 +142,13 @@ def feed(
             d.c.createdon.label("deliveredon"),
             d.c.recipientobjectid.label("partyid"),
             d.c.recipientobjecttypecode.label("partykind"),
-            _party_name().label("partyname"),
+            party_name().label("partyname"),
             trackedlink.c.url.label("linkurl"),
             trackedlink.c.text.label("linktext"),
             trackedattachment.c.filename,
         )
         .select_from(
-            _with_party(joined)
+            with_party(joined)
             .outerjoin(trackedlink, trackedlink.c.linkid == ev.c.linkid)
             .outerjoin(trackedattachment, trackedattachment.c.attachmentid == ev.c.attachmentid)
         )

@@ -102,7 +102,7 @@ def test_the_rep_sees_the_story_as_it_happened(story: tuple[TestClient, uuid.UUI
     svg = re.search(r"<svg.*?</svg>", html, re.S)
     root = ET.fromstring(svg[0]) if svg else None  # noqa: S314 - our own page
     assert root is not None and root.find("{http://www.w3.org/2000/svg}title") is not None
-    assert re.search(r'href="/contacts/[0-9a-f-]{36}"', html)
+    assert re.search(r'href="/contacts/[0-9a-f-]{36}">Jordan Blake</a>', html)  # by name
 
 
 def test_another_rep_gets_404_the_manager_and_admin_see_it(

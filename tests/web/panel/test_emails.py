@@ -176,10 +176,17 @@ def test_admin_sees_everyones_mail_with_the_sender(world: dict[str, Any]) -> Non
     sign_in(client, ADMIN)
     page = client.get("/emails").text
     assert ">Sender</th>" in page and "secret plan" in page and "other@northwind.test" in page
+    # The Sender filter narrows to one person's mail; a rep has no such filter.
+    assert '<select id="f-sender" name="sender">' in page
+    only = client.get("/emails", params={"sender": OTHER}).text
+    assert _subjects(only) == ["Otto&#39;s secret plan"]
+    assert client.get("/emails", params={"sender": "nobody@x.test"}).status_code == 400
     client.cookies.clear()
     sign_in(client, OTHER)
     theirs = client.get("/emails").text
-    assert _subjects(theirs) == ["Otto&#39;s secret plan"]
+    assert _subjects(theirs) == ["Otto&#39;s secret plan"] and "f-sender" not in theirs
+    # A rep cannot name someone else's mail to read it.
+    assert client.get("/emails", params={"sender": REP}).status_code == 400
 
 
 @pytest.mark.parametrize(

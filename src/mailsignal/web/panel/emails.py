@@ -10,14 +10,17 @@ mail each row is (the Sender column).
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy import Connection
 
-from ...store import panelfeed
+from ...fetchxml import Caller
+from ...store import panelfeed, users
 from . import base
 
 router = APIRouter(include_in_schema=False)
@@ -93,9 +96,16 @@ def emails_page(
     unopened: str | None = None,
     q: str | None = None,
     page: str | None = None,
+    sender: str | None = None,
 ) -> HTMLResponse:
-    """The viewer's sent mail with its counts, filtered and paged."""
+    """The viewer's sent mail with its counts, filtered and paged; a manager or an admin
+    may narrow it to one sender."""
+    with base.engine(request).connect() as conn:
+        senders = _senders(conn, who.caller)
     try:
+        chosen_sender = (sender or "").strip().lower()
+        if chosen_sender and chosen_sender not in senders:
+            raise BadFilter("“sender” must be one of the people whose mail you may read.")
         chosen = period or "all"
         if chosen not in PERIODS:
             raise BadFilter("“period” must be 7, 30, 90 or all.")
@@ -111,9 +121,12 @@ def emails_page(
         )
     now = datetime.now(UTC)
     with base.engine(request).connect() as conn:
+        reader = who.caller
+        if chosen_sender:  # one of the caller's owners: a narrower rule, never a wider one
+            reader = Caller(senders[chosen_sender][0], False, who.caller.time_zone)
         found = panelfeed.sent_mail(
             conn,
-            who.caller,
+            reader,
             since=None if chosen == "all" else now - timedelta(days=int(chosen)),
             engaged=want_engaged,
             noise=want_noise,
@@ -130,6 +143,7 @@ def emails_page(
             ("noise", "1" if want_noise else ""),
             ("unopened", str(days) if days else ""),
             ("q", search),
+            ("sender", chosen_sender),
         )
         if v
     }
@@ -153,4 +167,25 @@ def emails_page(
         next_url=page_url(number + 1) if found["more"] else None,
         filtered=bool(query),
         show_sender=who.caller.is_admin or bool(who.caller.team),
+        senders=senders,
+        sender=chosen_sender,
     )
+
+
+SENDER_LIMIT = 200  # people offered in the Sender filter
+
+
+def _senders(conn: Connection, caller: Caller) -> dict[str, tuple[uuid.UUID, str]]:
+    """{address: (user id, name)} of the people whose mail `caller` reads, for the Sender
+    filter: a manager's team and themself, an admin's everyone (at most 200); empty for
+    a rep, who reads only their own."""
+    if caller.is_admin:
+        people = users.list_all(conn)[:SENDER_LIMIT]
+    elif caller.team:
+        people = [u for u in (users.by_id(conn, o) for o in sorted(caller.owners)) if u]
+    else:
+        return {}
+    return {
+        str(u["internalemailaddress"]): (u["systemuserid"], str(u["fullname"]))
+        for u in sorted(people, key=lambda u: str(u["fullname"]).lower())
+    }
