@@ -56,4 +56,4 @@ def column(info: EntityInfo, name: str) -> str:
     lookup = re.fullmatch(r"_([a-z0-9_]+)_value", name)
     if lookup and lookup[1] in info.lookups:
         return lookup[1]
-    return writes.ALIASES.get(info.entity_set, {}).get(name, name)
+    return writes.aliased(info, name)

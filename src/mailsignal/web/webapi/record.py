@@ -35,16 +35,11 @@ def query(info: EntityInfo, record: uuid.UUID, params: dict[str, str]) -> ODataQ
     odata = {k: v for k, v in params.items() if k == "$expand"}
     if "$select" in params:
         asked = (s.strip() for s in params["$select"].split(","))
-        odata["$select"] = ",".join(_column(info, name) for name in asked if name)
+        odata["$select"] = ",".join(writes.aliased(info, name) for name in asked if name)
     found = translate(info, odata, CATALOG)
     key = ast.Condition(info.primary_key, "eq", value=str(record))
     entity = replace(found.fetch.entity, filter=ast.Filter("and", (key,)))
     return replace(found, fetch=ast.Fetch(entity), paged=False)
-
-
-def _column(info: EntityInfo, name: str) -> str:
-    """A `$select` name as the translator reads it: an alias becomes its column."""
-    return writes.ALIASES.get(info.entity_set, {}).get(name, name)
 
 
 def retrieve(

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 
 from ...fetchxml import EntityInfo
+from ...fetchxml.codes import MAX_PAGE_SIZE
 
 FORMATTED = "OData.Community.Display.V1.FormattedValue"
 LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
@@ -41,7 +42,6 @@ BOOLEAN_LABELS = {
 
 # One preference of a Prefer header: a token, then `=` and a token or a quoted string.
 _PREFERENCE = re.compile(r'\s*([^\s=,;]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^,;]*))?[^,]*,?')
-MAX_PAGE_SIZE = 5000
 
 
 def preferences(request: Request) -> dict[str, str]:

@@ -34,6 +34,13 @@ WRITABLE: dict[str, frozenset[str]] = {
 }
 # Published rollout flows opt users in with this obsolete column (dataverse.md §5).
 ALIASES = {"usersettingscollection": {"allowemailcredentials": "emailengagementoptin"}}
+
+
+def aliased(info: EntityInfo, name: str) -> str:
+    """The column a Dataverse name stands for: an alias's column, else the name itself."""
+    return ALIASES.get(info.entity_set, {}).get(name, name)
+
+
 # PATCH on a missing record creates it (an upsert) only for these.
 CREATABLE = frozenset({"contacts", "leads", "accounts"})
 # Navigation properties a PATCH may bind (`name@odata.bind`), per entity set: the lookup
@@ -59,7 +66,7 @@ def values(info: EntityInfo, body: dict[str, Any]) -> dict[str, Any]:
             continue
         if name.startswith("@") or "@odata." in name:
             continue
-        column = ALIASES.get(info.entity_set, {}).get(name, name)
+        column = aliased(info, name)
         attr = info.attribute(column)
         if attr is None:
             raise DataverseError(
