@@ -1,12 +1,15 @@
 """Precision and recall of "a person engaged" on the labelled set, against three baselines.
 
     .venv/bin/python bench/accuracy.py [--emails 5000] [--seed 20261127] [--examples 5]
-                                       [--dump verdicts.jsonl]
+                                       [--dump verdicts.jsonl] [--ip-storage truncated]
 
 `--dump` writes every event's facts and classification (verdict, confidence, fired rules
 with their sentences, rules not fired, classifier version), one JSON line per event in a
 fixed order: two runs that classify alike give byte-identical files (`cmp`), which is how
 a change to the classifier or the enrichers that must not change a verdict is checked.
+`--ip-storage` (full, truncated, none; default the setting's default) classifies events
+as ingest stores them under that `ip_storage`: the address cut down, the pseudonyms the
+timeline rules compare in the facts (pipeline/rows.IpPolicy). The three dumps are equal.
 
 Runs the real pipeline in memory, recipient timeline by recipient timeline, as ingest
 does: `Pipeline.default().enrich` -> `Event` -> `classify_timeline(events, Context, RULES)`
@@ -42,6 +45,7 @@ from mailsignal.classify import RULES, VERSION, Context, Event, classify_timelin
 from mailsignal.classify.rule import PRIOR, UNKNOWN_MARGIN
 from mailsignal.enrich import Pipeline
 from mailsignal.model import Classification, EventKind, Facts, RawHit, TokenKind, Verdict
+from mailsignal.pipeline.rows import IpPolicy
 from mailsignal.settings import Settings
 
 PERSON = (Verdict.HUMAN, Verdict.FORWARD)
@@ -73,6 +77,7 @@ class Scored:
 def classify_set(es: EvalSet, pipeline: Pipeline, settings: Settings) -> list[Scored]:
     """Enrich and classify every recipient timeline of the set, the way ingest does."""
     disabled = disabled_rules(settings.disabled_rules)
+    ip = IpPolicy.from_secret(settings.ip_storage, b"bench/accuracy")
     out: list[Scored] = []
     for email in es.emails:
         ctx = Context(
@@ -90,11 +95,13 @@ def classify_set(es: EvalSet, pipeline: Pipeline, settings: Settings) -> list[Sc
                 link_id = None if hit.link is None else email.number * 10 + hit.link
                 kind = TokenKind.OPEN if hit.kind is EventKind.OPEN else TokenKind.CLICK
                 raw = RawHit(hit_id, hit.at, kind, r, link_id, hit.ip, hit.user_agent, hit.method)
-                facts = pipeline.enrich(raw)
+                # Enriched from the full address; stored as ingest stores it (rows.hit_row).
+                facts = ip.facts(raw, pipeline.enrich(raw))
                 facts_of.append(facts)
+                stored = ip.stored(hit.ip)
                 events.append(
                     Event(
-                        hit_id, hit.kind, hit.at, hit.ip, hit.user_agent, hit.method, facts, link_id
+                        hit_id, hit.kind, hit.at, stored, hit.user_agent, hit.method, facts, link_id
                     )
                 )
             # ingest orders a timeline by (time, hitid); the generator sorted by time.
@@ -328,10 +335,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--dump", type=Path, default=None, help="write every event's classification (JSONL)"
     )
+    parser.add_argument(
+        "--ip-storage",
+        choices=("full", "truncated", "none"),
+        default=Settings.model_fields["ip_storage"].default,
+        help="store addresses as ip_storage does (verdicts must not change)",
+    )
     args = parser.parse_args(argv)
 
     # Defaults only: no environment, no TOML file.
-    settings = Settings.model_construct(disabled_rules=args.disable)
+    settings = Settings.model_construct(disabled_rules=args.disable, ip_storage=args.ip_storage)
     t0 = time.perf_counter()
     es = generate(args.emails, args.seed)
     pipeline = Pipeline.default()
@@ -347,7 +360,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print(
         f"settings: defaults (honeypot {settings.honeypot}, delivery_window_seconds "
-        f"{settings.delivery_window_seconds:g}, disabled_rules {settings.disabled_rules}); "
+        f"{settings.delivery_window_seconds:g}, disabled_rules {settings.disabled_rules}, "
+        f"ip_storage {settings.ip_storage}); "
         f"now = {es.now:%Y-%m-%d %H:%M} UTC"
     )
     print(

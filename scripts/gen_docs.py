@@ -14,6 +14,7 @@ import typer
 
 from mailsignal.cli.main import app
 from mailsignal.settings import Settings
+from mailsignal.settings_privacy import PrivacySettings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -40,7 +41,10 @@ Every command reads the settings in [settings.md](settings.md).
 
 def settings_md() -> str:
     lines = [SETTINGS_INTRO]
-    for name, field in Settings.model_fields.items():
+    # The privacy settings (a base class of Settings) after the others, as they read.
+    own = [n for n in Settings.model_fields if n not in PrivacySettings.model_fields]
+    for name in [*own, *PrivacySettings.model_fields]:
+        field = Settings.model_fields[name]
         if name == "data_dir":
             default: Any = "$XDG_DATA_HOME/mailsignal (~/.local/share/mailsignal)"
         elif field.default_factory is not None:

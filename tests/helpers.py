@@ -15,10 +15,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, select
 
 from mailsignal import outgoing
+from mailsignal.environments import of_copy
 from mailsignal.store import users
+from mailsignal.store.rollups import EVERYONE
+from mailsignal.store.schema import email as email_table
+from mailsignal.store.schema import (
+    emaildelivery,
+    engagementhour,
+    environmentday,
+    interactionforemail,
+)
 from mailsignal.tokens import Signer
 
 OUTLOOK = "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17126; Pro)"
@@ -149,3 +158,66 @@ def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found is not None, "no form with a CSRF token on the page"
     return found[1]
+
+
+def assert_rollups_match_events(engine: Engine) -> None:
+    """The panel's roll-ups (store/rollups.py), kept by delta, equal a count of the stored
+    events: per owner (and everyone), hour and verdict; per copy, events by people and
+    machines and its environment; per owner (and everyone), sent day and environment."""
+    ev, d, e = interactionforemail, emaildelivery, email_table
+    hours: dict[tuple[Any, datetime.datetime, str], int] = {}
+    copies: dict[int, list[int]] = {}
+    machine: dict[int, list[Any]] = {}
+
+    def bump(table: dict[Any, Any], key: Any, n: int = 1) -> None:
+        table[key] = table.get(key, 0) + n
+
+    with engine.connect() as conn:
+        for owner, at, verdict, delivery, facts in conn.execute(
+            select(
+                ev.c.ownerid, ev.c.emailinteractiontime, ev.c.verdict, ev.c.deliveryid, ev.c.facts
+            ).order_by(ev.c.deliveryid, ev.c.emailinteractiontime, ev.c.hitid)
+        ):
+            hour = at.replace(minute=0, second=0, microsecond=0)
+            bump(hours, (owner, hour, verdict))
+            bump(hours, (EVERYONE, hour, verdict))
+            count = copies.setdefault(delivery, [0, 0])
+            if verdict in ("human", "forward"):
+                count[0] += 1
+            elif verdict == "machine":
+                count[1] += 1
+                machine.setdefault(delivery, []).append(facts)
+        kept = {(o, h, v): n for o, h, v, n in conn.execute(select(engagementhour)) if n}
+        stored = list(
+            conn.execute(
+                select(
+                    d.c.deliveryid,
+                    d.c.emailaddress,
+                    d.c.personevents,
+                    d.c.machineevents,
+                    d.c.mailenvironment,
+                    e.c.ownerid,
+                    e.c.senton,
+                ).select_from(d.join(e, e.c.activityid == d.c.emailactivityid))
+            )
+        )
+        kept_days = {
+            (o, day, env): (p, m)
+            for o, day, env, p, m in conn.execute(select(environmentday))
+            if p or m
+        }
+    assert kept == hours
+    days: dict[tuple[Any, ...], list[int]] = {}
+    for row in stored:
+        people, machines = copies.get(row.deliveryid, [0, 0])
+        assert [row.personevents, row.machineevents] == [people, machines], row.deliveryid
+        if row.deliveryid in copies:
+            expected = of_copy(row.emailaddress, machine.get(row.deliveryid, []))
+            assert row.mailenvironment == expected
+        if (people or machines) and row.senton is not None:
+            for who in (row.ownerid, EVERYONE):
+                key = (who, row.senton.date(), row.mailenvironment or "")
+                total = days.setdefault(key, [0, 0])
+                total[0] += people
+                total[1] += machines
+    assert kept_days == {k: tuple(v) for k, v in days.items() if v[0] or v[1]}

@@ -19,6 +19,7 @@ PKG = Path(__file__).parents[1] / "src" / "mailsignal"
 LEVELS: tuple[tuple[str, ...], ...] = (
     # bottom
     ("errors",),
+    ("settings_privacy",),
     ("model", "settings", "keyring"),
     # pure logic
     (
@@ -34,6 +35,8 @@ LEVELS: tuple[tuple[str, ...], ...] = (
         "passwords",
         "throttle",
         "demostory",
+        "environments",
+        "basis",
     ),
     ("urls",),
     # storage: the only place SQL is written

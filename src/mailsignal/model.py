@@ -52,6 +52,8 @@ class TokenKind(enum.IntEnum):
     CLICK = 2
     ATTACHMENT = 3
     HONEYPOT = 4
+    STOP = 5  # the recipient's stop-tracking page (/p/), never a hit
+    CONSENT = 6  # the recipient's consent page (/k/), never a hit
 
 
 @dataclass(frozen=True, slots=True)

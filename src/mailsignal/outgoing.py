@@ -31,12 +31,15 @@ from sqlalchemy import Connection
 
 from . import instrument
 from .addresses import names_in, normalise_address, to_and_cc
+from .basis import Basis, Rule, basis_for, parse_rules
 from .engagement import Weights, weights_of
 from .errors import InputError, MimeError, NotFoundError
 from .instrument import AttachmentLink, find_attachments, replace_attachments
+from .instrument.copies import TrackedCopy as TrackedCopy
+from .instrument.notice import CONSENT_LINES
 from .model import TrackingDecision, new_id
 from .settings import Settings
-from .store import parties, relink, sent, users
+from .store import consent, donottrack, parties, relink, sent, users
 from .store.files import AttachmentFiles, AttachmentMeta
 from .store.sent import attachment_meta, storable
 from .tokens import Signer
@@ -50,47 +53,6 @@ MESSAGE_ID_MAX = 998  # RFC 5322's line limit, and the email.messageid column
 # What may not stand in one header line: controls but tab (CR and LF above all) and the
 # characters Python's str.splitlines() also breaks on (NEL, LS, PS).
 _NOT_A_LINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-class TrackedCopy:
-    """One recipient's copy. A copy rendered from the prepared message becomes an
-    `EmailMessage` only when `message` is read: the relay needs its bytes alone."""
-
-    __slots__ = ("_message", "_rendered", "decision", "delivery_id", "recipient")
-
-    def __init__(
-        self,
-        recipient: str,
-        delivery_id: int,
-        decision: TrackingDecision,
-        message: EmailMessage | instrument.Copy,
-    ) -> None:
-        self.recipient, self.delivery_id, self.decision = recipient, delivery_id, decision
-        self._message = message if isinstance(message, EmailMessage) else None
-        self._rendered = message if isinstance(message, instrument.Copy) else None
-
-    @property
-    def message(self) -> EmailMessage:
-        if self._message is None:
-            assert self._rendered is not None
-            self._message = self._rendered.message()
-        return self._message
-
-    def as_bytes(self, linesep: str | None = None) -> bytes:
-        """`message.as_bytes()` with the message's own policy, `linesep` ending each line
-        if given; a rendered copy is written from its template, never built."""
-        if self._message is None and self._rendered is not None:
-            return self._rendered.as_bytes(linesep)
-        msg = self.message
-        return msg.as_bytes(
-            policy=msg.policy if linesep is None else msg.policy.clone(linesep=linesep)
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"TrackedCopy(recipient={self.recipient!r}, delivery_id={self.delivery_id}, "
-            f"decision={self.decision!r})"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,10 +160,23 @@ class Outgoing:
 
     With `attachments` (its policy not "off"), the attachments the policy selects are
     kept as files and replaced in each tracked copy by per-recipient download links;
-    untracked copies keep them.
+    untracked copies keep them. With `notice`, each tracked copy ends with the
+    stop-tracking line (instrument/notice.py) linking the recipient's own page. `basis`
+    (the default and the domain rules, basis.py) picks each recipient's tracking basis:
+    under consent the line is always on, and with `ask` a copy left untracked for want of
+    consent ends with the consent request line (the recipient's consent page instead).
     """
 
-    __slots__ = ("attachments", "auto_create", "honeypot", "urls")
+    __slots__ = (
+        "ask",
+        "attachments",
+        "auto_create",
+        "basis",
+        "honeypot",
+        "notice",
+        "signer",
+        "urls",
+    )
 
     def __init__(
         self,
@@ -211,8 +186,12 @@ class Outgoing:
         honeypot: bool = False,
         attachments: AttachmentFiles | None = None,
         auto_create: Weights | None = None,
+        notice: bool = True,
+        basis: tuple[Basis, tuple[Rule, ...]] = ("legitimate_interests", ()),
+        ask: bool = True,
     ) -> None:
-        self.urls = TrackingUrls(signer, base_url)
+        self.urls, self.signer, self.notice = TrackingUrls(signer, base_url), signer, notice
+        self.basis, self.ask = basis, ask
         self.honeypot = honeypot
         self.auto_create = auto_create  # score weights when unknown recipients become contacts
         self.attachments = (
@@ -228,6 +207,9 @@ class Outgoing:
             honeypot=settings.honeypot,
             attachments=AttachmentFiles.from_settings(settings),
             auto_create=weights_of(settings) if settings.auto_create_contacts else None,
+            notice=settings.tracking_notice_line,
+            basis=(settings.tracking_basis, parse_rules(settings.tracking_basis_rules)),
+            ask=settings.consent_request_line,
         )
 
     def track(
@@ -271,6 +253,10 @@ class Outgoing:
         found = parties.find_many(conn, normalised)
         if self.auto_create is not None:  # setting auto_create_contacts
             found |= relink.add_missing(conn, normalised, found, names_in(mail), self.auto_create)
+        listed = donottrack.listed_among(conn, normalised, self.signer.address_hash)
+        bases = {a: basis_for(a, *self.basis) for a in normalised}  # issue 13
+        asking = [a for a in normalised if bases[a] == "consent"]
+        consented = consent.consented_among(conn, asking, self.signer.address_hash)
         decisions: list[tuple[str, TrackingDecision, tuple[str, uuid.UUID, bool] | None]] = []
         for address in normalised:
             party = found.get(address)
@@ -278,6 +264,9 @@ class Outgoing:
                 bool(org["isemailmonitoringallowed"]),
                 bool(user["emailengagementoptin"]),
                 party[2] if party else True,
+                address in listed,  # the recipient's own stop-tracking choice (issue 13)
+                basis=bases[address],
+                consented=address in consented,
             )
             decisions.append((address, decision, party))
         regarding = next((p for _a, _d, p in decisions if p is not None), None)
@@ -374,26 +363,28 @@ class Outgoing:
         honeypot_link: int | None,
         files: dict[int, tuple[int, AttachmentMeta]],
     ) -> TrackedCopy:
-        """One recipient's copy: instrumented when tracked, the message as it is if not."""
-        if not decision.tracked:
-            return TrackedCopy(address, delivery_id, decision, prepared.msg)
+        """One recipient's copy: instrumented when tracked, the message as it is if not
+        (with the consent request line, when only consent is missing and `ask`)."""
         urls = self.urls
+        if not decision.tracked:
+            if not self.ask or decision.reasons != ("recipient.no_consent",):
+                return TrackedCopy(address, delivery_id, decision, prepared.msg)
+            request = prepared.render(None, None, None, urls.consent(delivery_id), CONSENT_LINES)
+            return TrackedCopy(address, delivery_id, decision, request)
 
         def rewrite(url: str) -> str:
             return urls.click(delivery_id, link_ids[url], url)
 
-        honeypot_url = None
-        if honeypot_link is not None:
-            honeypot_url = urls.honeypot(delivery_id, honeypot_link)
-        rendered = prepared.render(rewrite, urls.pixel(delivery_id), honeypot_url)
+        trap = None if honeypot_link is None else urls.honeypot(delivery_id, honeypot_link)
+        always = basis_for(address, *self.basis) == "consent"  # the withdrawal link: always
+        stop = urls.stop(delivery_id) if self.notice or always else None
+        rendered = prepared.render(rewrite, urls.pixel(delivery_id), trap, stop)
         if not files:
             return TrackedCopy(address, delivery_id, decision, rendered)
         # After instrumenting, so the download links are not rewritten into click links.
         links = {
-            index: AttachmentLink(
-                urls.download(delivery_id, attachment_id), meta.filename, meta.size
-            )
-            for index, (attachment_id, meta) in files.items()
+            i: AttachmentLink(urls.download(delivery_id, a_id), meta.filename, meta.size)
+            for i, (a_id, meta) in files.items()
         }
         message = replace_attachments(rendered.message(), links, in_place=True)
         return TrackedCopy(address, delivery_id, decision, message)

@@ -21,6 +21,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from .errors import ConfigError
+from .settings_privacy import PrivacySettings
 
 
 def _default_data_dir() -> Path:
@@ -51,7 +52,7 @@ class _TomlSource(PydanticBaseSettingsSource):
         return dict(self._data)
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, PrivacySettings):
     """All MailSignal settings. Field descriptions are the documentation's source."""
 
     model_config = SettingsConfigDict(env_prefix="MAILSIGNAL_", extra="forbid", frozen=True)

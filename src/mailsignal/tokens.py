@@ -10,6 +10,12 @@ Click tokens carry their destination URL inside the signed bytes, so the tracker
 redirects without a database read and keeps working while the database is down, and
 nobody can change the URL or the delivery without breaking the tag.
 
+Two more uses of the same keys, each under a label of its own so no value made for one
+verifies as another (issue 13): a stop-tracking page's form token (`sign_form`: the
+delivery, a random nonce and the time it was issued, for the POST that records the
+choice without a session), and the keyed hash a do-not-track address is stored under
+(`address_hash`: never the address itself).
+
 One token, one spelling: `verify` accepts only the exact text `sign` writes (the
 base64url alphabet, no padding, zero unused bits in the last character). A lenient
 decoder would let the same signed bytes arrive under many spellings, and anything keyed
@@ -21,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import os
 from collections.abc import Mapping
 
 from .errors import TokenError
@@ -30,6 +37,9 @@ TAG_BYTES = 12
 _MIN_BYTES = 1 + 1 + 1 + TAG_BYTES
 # A token longer than this is not ours (URLs in mail rarely pass 2 kB; browsers cap ~8 kB).
 MAX_TOKEN_CHARS = 8192
+_FORM_LABEL = b"mailsignal stop-tracking form v1\x00"
+_ADDRESS_LABEL = b"mailsignal do-not-track address v1"
+NONCE_BYTES = 16
 _KINDS = {int(k): k for k in TokenKind}
 _WITH_LINK = frozenset({TokenKind.CLICK, TokenKind.ATTACHMENT, TokenKind.HONEYPOT})
 
@@ -100,6 +110,8 @@ class Signer:
                 raise TokenError(f"key {kid} is shorter than 32 bytes")
         self._keys = dict(keys)
         self._current = current
+        # The do-not-track hash key (`address_hash`): from the OLDEST key, see there.
+        self._address_key = hmac.digest(self._keys[min(self._keys)], _ADDRESS_LABEL, "sha256")
 
     def _tag(self, kid: int, body: bytes) -> bytes:
         return hmac.digest(self._keys[kid], body, "sha256")[:TAG_BYTES]
@@ -158,3 +170,42 @@ class Signer:
         elif pos != end:
             raise TokenError("trailing bytes in token")
         return TokenClaims(kind=kind, delivery_id=delivery_id, link_id=link_id, url=url, key_id=kid)
+
+    def sign_form(self, delivery_id: int, issued: int, nonce: bytes | None = None) -> str:
+        """A form token: `key id | delivery | issued (unix seconds) | nonce | tag`."""
+        nonce = os.urandom(NONCE_BYTES) if nonce is None else nonce
+        if len(nonce) != NONCE_BYTES:
+            raise ValueError(f"a form nonce is {NONCE_BYTES} bytes")
+        body = bytes((self._current,)) + _varint(delivery_id) + _varint(issued) + nonce
+        return _encode(body + self._form_tag(self._current, body))
+
+    def verify_form(self, token: str, now: int, max_age: int) -> tuple[int, bytes, int]:
+        """(delivery id, nonce, issued) of a form token no older than `max_age` seconds
+        at `now`; TokenError for anything forged, damaged, expired or from the future."""
+        if not token or len(token) > 200:
+            raise TokenError("form token missing or too long")
+        raw = _decode(token)
+        if len(raw) < 1 + 2 + NONCE_BYTES + TAG_BYTES:
+            raise TokenError("form token too short")
+        body, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
+        if body[0] not in self._keys:
+            raise TokenError("unknown key id")
+        if not hmac.compare_digest(self._form_tag(body[0], body), tag):
+            raise TokenError("bad signature")
+        delivery_id, pos = _read_varint(body, 1, len(body))
+        issued, pos = _read_varint(body, pos, len(body))
+        if len(body) - pos != NONCE_BYTES:
+            raise TokenError("bad form token layout")
+        if not now - max_age <= issued <= now + 60:  # a minute of clock skew between hosts
+            raise TokenError("form token expired")
+        return delivery_id, body[pos:], issued
+
+    def _form_tag(self, kid: int, body: bytes) -> bytes:
+        return hmac.digest(self._keys[kid], _FORM_LABEL + body, "sha256")[:TAG_BYTES]
+
+    def address_hash(self, address: str) -> str:
+        """The keyed hash (hex HMAC-SHA256) a do-not-track address is stored under.
+
+        The key is derived from the keyring's OLDEST key, so `keys rotate` (which appends)
+        keeps every stored hash matching; retiring that key forgets the list."""
+        return hmac.digest(self._address_key, address.encode("utf-8"), "sha256").hex()

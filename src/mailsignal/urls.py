@@ -6,6 +6,10 @@
                                like every other link)
     /a/<token>[/<file name>]   attachment download (an ATTACHMENT token); the file name is
                                cosmetic, for the reader and the browser's save dialog
+    /p/<token>                 the recipient's stop-tracking page (a STOP token): not a
+                               hit, so `parse_path` leaves it to the web app (web/stop.py)
+    /k/<token>                 the recipient's consent page (a CONSENT token), also no hit
+                               (web/consent.py)
 
 Outgoing formats them into each copy, the tracker (web/track.py) parses the request
 path of every hit, and the hit importer (history.py) parses the URLs of access logs and
@@ -23,7 +27,7 @@ from .tokens import Signer
 
 __all__ = ["TrackingUrls", "parse_path", "parse_url"]
 
-OPEN, CLICK, DOWNLOAD = "/o/", "/c/", "/a/"
+OPEN, CLICK, DOWNLOAD, STOP, CONSENT = "/o/", "/c/", "/a/", "/p/", "/k/"
 _GIF = ".gif"
 # Read once, not through the enum class on every hit (`parse_path` is on the hot path).
 _OPEN_KIND, _DOWNLOAD_KIND = TokenKind.OPEN, TokenKind.ATTACHMENT
@@ -48,6 +52,14 @@ class TrackingUrls:
     def honeypot(self, delivery_id: int, link_id: int) -> str:
         token = self._signer.sign(TokenKind.HONEYPOT, delivery_id, link_id)
         return f"{self._base}{CLICK}{token}"
+
+    def stop(self, delivery_id: int) -> str:
+        """The recipient's stop-tracking page for this copy."""
+        return f"{self._base}{STOP}{self._signer.sign(TokenKind.STOP, delivery_id)}"
+
+    def consent(self, delivery_id: int) -> str:
+        """The recipient's consent page for this (untracked) copy."""
+        return f"{self._base}{CONSENT}{self._signer.sign(TokenKind.CONSENT, delivery_id)}"
 
     def download(self, delivery_id: int, attachment_id: int, filename: str | None = None) -> str:
         token = self._signer.sign(TokenKind.ATTACHMENT, delivery_id, attachment_id)

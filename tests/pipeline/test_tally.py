@@ -19,7 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from helpers import APPLE_RELAY_IP, CHROME, EOP_IP, OUTLOOK, SAFE_LINKS, track_html
+from helpers import (
+    APPLE_RELAY_IP,
+    CHROME,
+    EOP_IP,
+    OUTLOOK,
+    SAFE_LINKS,
+    assert_rollups_match_events,
+    track_html,
+)
 from mailsignal.engagement import EMAIL_COUNTERS, PARTY_COUNTERS, decay, weights_of
 from mailsignal.keyring import load_keyring
 from mailsignal.model import RawHit, TokenKind
@@ -161,6 +169,7 @@ def test_incremental_equals_recompute(engine: Engine, settings: Settings, case: 
         tally.recount(conn, ids, settings, later)
         rescore.rescore(conn, found, weights, later)
     assert _email_columns(engine, ids) == kept
+    assert_rollups_match_events(engine)
     for party, fresh in _party_rows(engine, found).items():
         old = kept_parties[party]
         since = old["engagementscoreupdatedon"]

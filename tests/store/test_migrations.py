@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
@@ -9,12 +10,22 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from helpers import add_rep, track_html
+from helpers import (
+    CHROME,
+    EOP_IP,
+    SAFE_LINKS,
+    add_rep,
+    assert_rollups_match_events,
+    track_html,
+)
 from mailsignal.keyring import load_keyring
+from mailsignal.model import RawHit, TokenKind
+from mailsignal.pipeline.enrichment import default_enrichment
+from mailsignal.pipeline.ingest import store_hits
 from mailsignal.settings import Settings
-from mailsignal.store import parties, schema
+from mailsignal.store import emails, parties, schema
 from mailsignal.store.db import alembic_config, migrate
-from mailsignal.store.schema import email, metadata
+from mailsignal.store.schema import email, emaildelivery, metadata
 from mailsignal.tokens import Signer
 
 
@@ -72,3 +83,78 @@ def test_0009_makes_empty_names_null_and_back(engine: Engine, settings: Settings
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
     with pytest.raises(IntegrityError), engine.begin() as conn:  # foreign keys still hold
         conn.execute(update(schema.contact).values(parentcustomerid=uuid.uuid4()))
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_0012_fills_the_panels_rollups_from_stored_events(
+    engine: Engine, settings: Settings
+) -> None:
+    """Events stored before 0012 (a gateway's fetch and click, a person's open, a Gmail
+    copy) are in the roll-ups after it exactly as if they had been kept by delta."""
+    signer = Signer(*load_keyring(settings.secret_file))
+    sent_at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        add_rep(conn)
+        sent = track_html(conn, signer, ["dana@contoso.test", "sam@gmail.com"], sent_at=sent_at)
+        link = next(iter(emails.link_ids(conn, sent.activity_id).values()))
+    dana, sam = sent.copies
+    hits = [
+        RawHit(
+            "m1",
+            sent_at + timedelta(seconds=4),
+            TokenKind.OPEN,
+            dana.delivery_id,
+            None,
+            EOP_IP,
+            SAFE_LINKS,
+            "GET",
+        ),
+        RawHit(
+            "m2",
+            sent_at + timedelta(seconds=5),
+            TokenKind.CLICK,
+            dana.delivery_id,
+            link,
+            EOP_IP,
+            SAFE_LINKS,
+            "GET",
+        ),
+        RawHit(
+            "m3",
+            sent_at + timedelta(hours=3),
+            TokenKind.OPEN,
+            dana.delivery_id,
+            None,
+            "198.51.100.23",
+            CHROME,
+            "GET",
+        ),
+        RawHit(
+            "m4",
+            sent_at + timedelta(hours=5),
+            TokenKind.OPEN,
+            sam.delivery_id,
+            None,
+            "203.0.113.40",
+            CHROME,
+            "GET",
+        ),
+    ]
+    with engine.begin() as conn:
+        store_hits(
+            conn, hits, default_enrichment(settings), settings, now=sent_at + timedelta(days=1)
+        )
+    assert_rollups_match_events(engine)
+    with engine.connect() as conn:
+        kept = set(
+            conn.execute(select(emaildelivery.c.emailaddress, emaildelivery.c.mailenvironment))
+        )
+    assert kept == {("dana@contoso.test", "microsoft"), ("sam@gmail.com", "gmail")}
+    command.downgrade(alembic_config(engine), "0011")
+    migrate(engine)
+    assert_rollups_match_events(engine)
+    with engine.connect() as conn:
+        assert (
+            set(conn.execute(select(emaildelivery.c.emailaddress, emaildelivery.c.mailenvironment)))
+            == kept
+        )

@@ -167,7 +167,8 @@ def test_settings_reach_the_copies_through_the_service(
         app.journal.close()
     assert r.status_code == 201, r.text
     dana, notrack = (_html(d["mime"]) for d in r.json()["deliveries"])
-    assert dana.count("data-mailsignal-notrack") == 1  # the honeypot link
+    assert dana.count('data-mailsignal-notrack aria-hidden="true"') == 1  # the honeypot link
+    assert dana.count("data-mailsignal-notrack") == 2  # and the stop-tracking line's (#13)
     assert 'href="https://t.example/c/' in dana and "http://track.test" not in dana
     assert "data-mailsignal-notrack" not in notrack
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..model import EventKind, Facts, Verdict
 from .features import MISSING, STANDARD_LAYOUT, Features
+from .netid import host_key
 
 _NO_HEADERS: dict[str, str] = {}  # a sentinel, never handed out: Event's default is a new {}
 
@@ -131,7 +132,6 @@ class Context:
 _at = operator.attrgetter("at")
 _honeypot = operator.attrgetter("honeypot")
 _kind = operator.attrgetter("kind")
-_ip = operator.attrgetter("ip")
 
 
 class Timeline:
@@ -161,7 +161,7 @@ class Timeline:
         self.honeypots = list(filter(_honeypot, events))
         # How many clicks (honeypots too) and distinct addresses (replies too) it holds.
         self.clicks = list(map(_kind, events)).count(EventKind.CLICK)
-        self.addresses = len(set(map(_ip, events))) if len(events) > 1 else len(events)
+        self.addresses = len(set(map(host_key, events))) if len(events) > 1 else len(events)
         self.set_first_pass(first_pass)
 
     def set_first_pass(self, first_pass: Sequence[Verdict]) -> None:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from ..model import EventKind, Verdict
 from .events import Context, Event, Timeline
 from .features import Features
+from .netid import host_key, net_key
 from .signals import SCANNER_NETS
 
 SEVEN_DAYS = timedelta(days=7)
@@ -20,8 +21,9 @@ TEN_MINUTES = timedelta(minutes=10)
 def near_honeypot(ev: Event, _i: int, t: Timeline, _c: Context) -> str | None:
     if ev.honeypot:
         return None
+    here = host_key(ev)
     for other in t.honeypots:
-        if other.ip == ev.ip and abs((other.at - ev.at).total_seconds()) <= 10:
+        if host_key(other) == here and abs((other.at - ev.at).total_seconds()) <= 10:
             return "Within 10 s of a honeypot hit from the same address."
     return None
 
@@ -55,7 +57,7 @@ def many_addresses(_ev: Event, i: int, t: Timeline, _c: Context) -> str | None:
     window = t.around(i, 30)
     if len(window) < 3:
         return None
-    addresses = {o.ip for o in window if o.kind is not EventKind.REPLY}
+    addresses = {host_key(o) for o in window if o.kind is not EventKind.REPLY}
     if len(addresses) >= 3:
         return (
             f"{len(addresses)} different addresses fetched this recipient's mail within "
@@ -91,7 +93,7 @@ def after_scanner_check(ev: Event, i: int, t: Timeline, _c: Context) -> str | No
             break
         if (
             other.link_id == ev.link_id
-            and other.ip != ev.ip
+            and host_key(other) != host_key(ev)
             and not other.features["net.labels"].isdisjoint(SCANNER_NETS)
         ):
             return (
@@ -129,7 +131,7 @@ def new_device(ev: Event, i: int, t: Timeline, _c: Context) -> str | None:
     origin = t.events[first]
     if "image-proxy" in (ev.features["ua.category"], origin.features["ua.category"]):
         return None  # the proxy hides the device; no basis to compare
-    if ev.ip.rsplit(".", 1)[0] == origin.ip.rsplit(".", 1)[0]:  # same network
+    if net_key(ev) == net_key(origin):  # same network
         return None
     os_now, os_then = ev.fact("ua.os"), origin.fact("ua.os")
     country_now, country_then = ev.fact("net.country"), origin.fact("net.country")

@@ -10,7 +10,17 @@ import typer
 
 from ..errors import MailSignalError
 from . import data, emails, history, mail, records, relay, scores, server, teams, users, views
+from .audit import audit_app
 from .common import err
+from .privacy import privacy_app
+from .privacy_consent import history as privacy_consent_history
+from .privacy_consent import import_file as privacy_consent_import
+from .privacy_consent import record as privacy_consent
+from .privacy_data import minimise as privacy_minimise
+from .privacy_data import retention as privacy_retention
+from .privacy_notice import notice as privacy_notice
+from .privacy_rights import erase as privacy_erase
+from .privacy_rights import export as privacy_export
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -28,6 +38,16 @@ app.add_typer(users.users_app, name="users")
 app.add_typer(users.org_app, name="org")
 app.add_typer(users.keys_app, name="keys")
 app.add_typer(teams.teams_app, name="teams")
+app.add_typer(audit_app, name="audit")
+app.add_typer(privacy_app, name="privacy")  # recipients' privacy (issue 13)
+privacy_app.command("notice")(privacy_notice)  # the operator's notice paragraph
+privacy_app.command("consent")(privacy_consent)  # record a recipient's consent
+privacy_app.command("consent-import")(privacy_consent_import)  # consents from CSV
+privacy_app.command("consent-history")(privacy_consent_history)  # proof of consent
+privacy_app.command("minimise")(privacy_minimise)  # ip_storage on stored events
+privacy_app.command("retention")(privacy_retention)  # the retention run, now
+privacy_app.command("export")(privacy_export)  # right of access
+privacy_app.command("erase")(privacy_erase)  # right to erasure
 # Contacts, leads and accounts (and `import contacts|leads|accounts`).
 records.mount(app, history.import_app)
 # Mail and what it became.

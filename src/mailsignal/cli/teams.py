@@ -1,4 +1,5 @@
-"""`teams`: teams of reps with a manager, who reads the members' mail (issue 12)."""
+"""`teams`: teams of reps with a manager, who reads the members' mail (issue 12). Each
+change is audited with the actor "cli" (store/audit.py) in its transaction."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..store import audit
 from ..store import teams as store_teams
 from ..store.db import writing
 from . import common
@@ -29,7 +31,14 @@ def teams_add(
     """Create a team, with a manager when given."""
     with writing(common.engine(common.settings())) as conn:
         manager_id = common.require_user(conn, manager)["systemuserid"] if manager else None
-        store_teams.add(conn, name, manager_id)
+        team_id = store_teams.add(conn, name, manager_id)
+        audit.record(
+            conn,
+            "team.create",
+            actor="cli",
+            subject=str(team_id),
+            details={"manager": str(manager_id) if manager_id else None},
+        )
     out.print(f"added team {name.strip()}" + (f", managed by {manager}" if manager else ""))
 
 
@@ -54,6 +63,13 @@ def teams_manager(
         found = store_teams.by_name(conn, team)
         user = common.require_user(conn, address)
         store_teams.set_manager(conn, found["teamid"], user["systemuserid"])
+        audit.record(
+            conn,
+            "team.manager",
+            actor="cli",
+            subject=str(found["teamid"]),
+            details={"manager": str(user["systemuserid"])},
+        )
     out.print(f"{user['internalemailaddress']} manages {found['name']}")
 
 
@@ -67,6 +83,14 @@ def member_add(
         found = store_teams.by_name(conn, team)
         user = common.require_user(conn, address)
         added = store_teams.add_member(conn, found["teamid"], user["systemuserid"])
+        if added:
+            audit.record(
+                conn,
+                "team.member_add",
+                actor="cli",
+                subject=str(found["teamid"]),
+                details={"member": str(user["systemuserid"])},
+            )
     who = user["internalemailaddress"]
     out.print(f"{who} {'joined' if added else 'was already a member of'} {found['name']}")
 
@@ -81,5 +105,13 @@ def member_remove(
         found = store_teams.by_name(conn, team)
         user = common.require_user(conn, address)
         removed = store_teams.remove_member(conn, found["teamid"], user["systemuserid"])
+        if removed:
+            audit.record(
+                conn,
+                "team.member_remove",
+                actor="cli",
+                subject=str(found["teamid"]),
+                details={"member": str(user["systemuserid"])},
+            )
     who = user["internalemailaddress"]
     out.print(f"{who} {'left' if removed else 'was not a member of'} {found['name']}")

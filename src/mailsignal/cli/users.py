@@ -1,10 +1,12 @@
-"""`users` (reps and admins, their API keys, disabling), `org` (the tracking switch) and
-`keys` (the signing keyring)."""
+"""`users` (reps and admins, their API keys, disabling, roles, the opt-in gap), `org` (the
+tracking switch) and `keys` (the signing keyring). Every change is audited with the actor
+"cli" (store/audit.py), in the transaction that makes it."""
 
 from __future__ import annotations
 
+import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -14,7 +16,7 @@ from typer.core import TyperGroup
 from .. import passwords
 from ..errors import InputError, NotFoundError
 from ..keyring import rotate_secret
-from ..store import sessions
+from ..store import audit, optin, roles, sessions
 from ..store import users as store_users
 from ..store.db import writing
 from . import common
@@ -49,8 +51,12 @@ def users_add(
     name: Annotated[str, typer.Option(help="Full name.")] = "",
     role: Annotated[str, typer.Option(help="rep or admin.")] = "rep",
     opt_in: Annotated[
-        bool, typer.Option("--opt-in/--no-opt-in", help="Personal email-engagement opt-in.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--opt-in/--no-opt-in",
+            help="Personal email-engagement opt-in; default: the default_user_optin setting.",
+        ),
+    ] = None,
     timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Europe/Berlin.")] = "UTC",
     key: Annotated[bool, typer.Option(help="Also create and print an API key.")] = False,
 ) -> None:
@@ -64,10 +70,14 @@ def users_add(
             address,
             role=role,
             opt_in=opt_in,
+            default_opt_in=settings.default_user_optin,
             timezone=timezone,
+            actor="cli",
         )
-        api_key = store_users.create_api_key(conn, user_id, "cli") if key else None
-    out.print(f"added {role} {address} ({user_id}), opt-in {'on' if opt_in else 'off'}")
+        api_key = store_users.create_api_key(conn, user_id, "cli", actor="cli") if key else None
+        opted = store_users.by_id(conn, user_id)
+    on = bool(opted and opted["emailengagementoptin"])
+    out.print(f"added {role} {address} ({user_id}), opt-in {'on' if on else 'off'}")
     if api_key:
         out.print(f"API key (shown once): {api_key}")
 
@@ -100,7 +110,7 @@ def users_opt_in(
     settings = common.settings()
     with common.engine(settings).begin() as conn:
         user = common.require_user(conn, address)
-        store_users.set_optin(conn, user["systemuserid"], not off)
+        store_users.set_optin(conn, user["systemuserid"], not off, actor="cli")
     out.print(f"{address}: opt-in {'off' if off else 'on'}")
 
 
@@ -111,7 +121,7 @@ def _set_disabled(address: str, disabled: bool) -> None:
     settings = common.settings()
     with writing(common.engine(settings)) as conn:
         user = common.require_user(conn, address)
-        store_users.set_disabled(conn, user["systemuserid"], disabled)
+        store_users.set_disabled(conn, user["systemuserid"], disabled, actor="cli")
 
 
 @users_app.command("disable")
@@ -155,7 +165,70 @@ def users_password(
     with common.engine(settings).begin() as conn:
         user = common.require_user(conn, address)
         sessions.set_password_hash(conn, user["systemuserid"], hashed)
+        audit.record(
+            conn,
+            "user.password",
+            actor="cli",
+            subject=str(user["systemuserid"]),
+            details={"set": hashed is not None},
+        )
     out.print(f"{address}: password {'removed' if clear else 'set'}; their panel sessions ended")
+
+
+@users_app.command("role")
+def users_role(
+    address: Address,
+    role: Annotated[str, typer.Argument(help="rep or admin.")],
+) -> None:
+    """Make a user a rep or an admin (never the last enabled admin a rep)."""
+    settings = common.settings()
+    with writing(common.engine(settings)) as conn:
+        user = common.require_user(conn, address)
+        roles.set_role(conn, user["systemuserid"], role, actor="cli")
+    out.print(f"{address}: {role}")
+
+
+@users_app.command("gaps")
+def users_gaps(
+    days: Annotated[
+        int, typer.Option(min=1, max=optin.MAX_DAYS, help="The window: this many days back.")
+    ] = 30,
+    until: Annotated[
+        str | None,
+        typer.Option(help="End of the window (ISO 8601, UTC if no zone); default now."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """Users who have not opted in, with how many emails each sent untracked for that
+    reason (the sender's opt-in) in the last DAYS days; emails, not recipients."""
+    end = audit.parse_moment(until, "--until") or datetime.now(UTC)
+    start = end - timedelta(days=days)
+    with common.engine(common.settings()).connect() as conn:
+        found = optin.gaps(conn, start, end)
+    if as_json:
+        doc = {
+            "since": start.isoformat(),
+            "until": end.isoformat(),
+            "users": [
+                {
+                    "systemuserid": str(p["systemuserid"]),
+                    "address": p["internalemailaddress"],
+                    "disabled": bool(p["isdisabled"]),
+                    "untracked": p["untracked"],
+                }
+                for p in found
+            ],
+        }
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    if not found:
+        out.print("every user has opted in")
+        return
+    table = Table("address", "status", f"untracked emails, last {days} days")
+    for p in found:
+        status = "disabled" if p["isdisabled"] else "enabled"
+        table.add_row(p["internalemailaddress"], status, str(p["untracked"]))
+    out.print(table)
 
 
 @key_app.command("create")
@@ -167,7 +240,7 @@ def key_create(address: Address, name: Annotated[str, typer.Option(help="Label."
     settings = common.settings()
     with common.engine(settings).begin() as conn:
         key = store_users.create_api_key(
-            conn, common.require_user(conn, address)["systemuserid"], name
+            conn, common.require_user(conn, address)["systemuserid"], name, actor="cli"
         )
     out.print(key)
 
@@ -220,7 +293,7 @@ def key_revoke(
     with common.engine(settings).begin() as conn:
         if all_of is not None:
             count = store_users.revoke_all_api_keys(
-                conn, common.require_user(conn, all_of)["systemuserid"]
+                conn, common.require_user(conn, all_of)["systemuserid"], actor="cli"
             )
             out.print(f"{all_of}: revoked {count} key{'' if count == 1 else 's'}")
             return
@@ -228,7 +301,7 @@ def key_revoke(
         prefix = store_users.key_prefix(prefix) if prefix.startswith("msk_") else prefix
         if store_users.api_key_owner(conn, prefix) is None:
             raise NotFoundError(f"no API key with prefix {prefix}: see `users key list EMAIL`")
-        revoked = store_users.revoke_api_keys(conn, [prefix])
+        revoked = store_users.revoke_api_keys(conn, [prefix], actor="cli")
     out.print(f"key {prefix}: {'revoked' if revoked else 'was already revoked'}")
 
 
@@ -245,7 +318,7 @@ def org_set(
     """Change the organization's name or its email-tracking switch."""
     settings = common.settings()
     with common.engine(settings).begin() as conn:
-        org = store_users.set_org(conn, monitoring=tracking, name=name)
+        org = store_users.set_org(conn, monitoring=tracking, name=name, actor="cli")
     out.print(f"{org['name']}: tracking {'on' if org['isemailmonitoringallowed'] else 'off'}")
 
 

@@ -15,6 +15,9 @@ comments are parsed again with the same parser so their VML buttons are rewritte
     html.py         find and splice the links of one HTML document; pixel, honeypot
     prepare.py      decide; scan a message once (`prepare`), render each copy
     attachments.py  replace attachments by download links
+    notice.py       the stop-tracking line each tracked copy ends with, in its language,
+                    and the consent request line (the consent basis's untracked copies)
+    copies.py       one recipient's copy as outgoing returns it (TrackedCopy)
 
 The URLs written in are not made here: urls.py formats them, per recipient, for outgoing.
 """

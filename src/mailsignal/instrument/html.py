@@ -237,8 +237,10 @@ def splice(
     rewrite: Callable[[str], str],
     pixel_url: str | None = None,
     honeypot_url: str | None = None,
+    notice: str | None = None,
 ) -> str:
-    """`source` (as scanned) with each link's URL replaced by `rewrite(url)`, extras inserted."""
+    """`source` (as scanned) with each link's URL replaced by `rewrite(url)`, extras
+    inserted; `notice` (the stop-tracking paragraph, notice.py) goes before the pixel."""
     edits: list[tuple[int, int, str]] = []
     for link in scan.links:
         value = html.escape(ascii_url(rewrite(link.url)), quote=True)
@@ -246,9 +248,11 @@ def splice(
     if honeypot_url is not None:
         at = scan.body_open_end if scan.body_open_end is not None else scan.head_end
         edits.append((at, at, honeypot_tag(honeypot_url)))
+    close = scan.body_close if scan.body_close is not None else len(source)
+    if notice is not None:
+        edits.append((close, close, notice))
     if pixel_url is not None:
-        at = scan.body_close if scan.body_close is not None else len(source)
-        edits.append((at, at, pixel_tag(pixel_url)))
+        edits.append((close, close, pixel_tag(pixel_url)))
     edits.sort(key=lambda edit: edit[0])  # stable: a honeypot stays before a pixel at one spot
     out: list[str] = []
     last = 0

@@ -30,6 +30,7 @@ from .mime import (
     walk,
     with_linesep,
 )
+from .notice import LINES, message_language, notice_html, notice_text, pick_language
 
 _TEXT_URL = re.compile(r"\bhttps?://[^\s<>\"]+", re.IGNORECASE)
 _TRAILING = ".,;:!?'\")]}*"
@@ -45,12 +46,27 @@ class LinkRef:
     part: str  # "html" or "text": where it was first seen
 
 
-def decide(org_allowed: bool, sender_opted_in: bool, recipient_follow: bool) -> TrackingDecision:
-    """Tracked only if the organisation, the sender and the recipient all allow it."""
+def decide(
+    org_allowed: bool,
+    sender_opted_in: bool,
+    recipient_follow: bool,
+    listed: bool = False,
+    *,
+    basis: str = "legitimate_interests",
+    consented: bool = False,
+) -> TrackingDecision:
+    """Tracked only if the organisation, the sender and the recipient all allow it:
+    `recipient_follow` is the party's `followemail`, `listed` whether the address is on
+    the do-not-track list (the recipient's own stop-tracking choice, issue 13). `basis`
+    is the recipient's tracking basis (basis.py): `off` tracks nobody, `consent` only a
+    recipient who `consented` (a recorded consent, not withdrawn)."""
     checks = (
         (org_allowed, "org.monitoring_disabled"),
+        (basis != "off", "org.basis_off"),
+        (basis != "consent" or consented, "recipient.no_consent"),
         (sender_opted_in, "sender.not_opted_in"),
         (recipient_follow, "recipient.do_not_track"),
+        (not listed, "recipient.opted_out"),
     )
     reasons = tuple(reason for allowed, reason in checks if not allowed)
     return TrackingDecision(tracked=not reasons, reasons=reasons)
@@ -113,10 +129,11 @@ class Prepared:
     The message is not copied: it must not change while copies are made from it.
     """
 
-    __slots__ = ("_bodies", "_templates", "links", "msg")
+    __slots__ = ("_bodies", "_templates", "language", "links", "msg")
 
     def __init__(self, msg: EmailMessage) -> None:
         self.msg = msg
+        self.language = pick_language(message_language(msg))  # of the stop-tracking line
         bodies: list[_Body] = []
         for part, path, kind, cte in body_parts(walk(msg)):
             decoded = decode_part(part)
@@ -135,27 +152,41 @@ class Prepared:
 
     def render(
         self,
-        rewrite: Callable[[str], str],
+        rewrite: Callable[[str], str] | None,
         pixel_url: str | None,
         honeypot_url: str | None = None,
+        notice_url: str | None = None,
+        lines: dict[str, tuple[str, str]] = LINES,
     ) -> Copy:
-        """One copy, as `instrument` describes it (`rewrite` once per distinct URL)."""
+        """One copy, as `instrument` describes it (`rewrite` once per distinct URL; None
+        leaves every link as it is); with `notice_url`, the last HTML and the last text
+        part end with the stop-tracking line (notice.py; `lines` its words) linking it,
+        never rewritten."""
         memo: dict[str, str] = {}
 
         def once(url: str) -> str:
             if url not in memo:
-                memo[url] = rewrite(url)
+                memo[url] = url if rewrite is None else rewrite(url)
             return memo[url]
 
         html_parts = [i for i, body in enumerate(self._bodies) if body.scan is not None]
+        text_parts = [i for i, body in enumerate(self._bodies) if body.scan is None]
         texts: list[str | None] = []
         for i, body in enumerate(self._bodies):
             if body.scan is not None:
                 pixel = pixel_url if i == html_parts[-1] else None
                 trap = honeypot_url if i == html_parts[0] else None
-                new = splice(body.text, body.scan, once, pixel, trap)
+                notice = None
+                if notice_url is not None and i == html_parts[-1]:
+                    notice = notice_html(notice_url, self.language, lines)
+                scan = body.scan if rewrite is not None else _spots(body.scan)
+                new = splice(body.text, scan, once, pixel, trap, notice)
             else:
-                new = _splice_text(body.text, body.urls, once)
+                new = _splice_text(body.text, body.urls if rewrite is not None else [], once)
+                if notice_url is not None and i == text_parts[-1]:
+                    nl = "\r\n" if "\r\n" in new else "\n"
+                    end = "" if not new or new.endswith(("\n", "\r")) else nl
+                    new += end + notice_text(notice_url, self.language, body.codec, nl, lines)
             texts.append(None if new == body.text else new)
         return Copy(self, texts)
 
@@ -237,6 +268,11 @@ class Copy:
                 return b"".join(out)
         message = self.message()
         return message.as_bytes(policy=copy_policy(message, linesep))
+
+
+def _spots(scan: HtmlScan) -> HtmlScan:
+    """Where a scan inserts things, without its links (a copy whose links stay)."""
+    return HtmlScan([], set(), scan.body_open_end, scan.body_close, scan.head_end)
 
 
 def _links(bodies: list[_Body]) -> list[LinkRef]:

@@ -44,19 +44,20 @@ class Stager:
         """Stage one email's entries into `staged` ({entry id: its bytes}) as they are
         made, so a caller whose later step fails can discard every one of them.
 
-        `raw` is the message as submitted (untracked recipients get it byte for byte),
+        `raw` is the message as submitted (untracked recipients get it byte for byte,
+        except a copy with the consent request line, which is its own entry),
         `rcpts` the envelope recipients as the client spelt them.
         """
         envelope = {normalise_address(r): r for r in reversed(rcpts)}
         activity_id = str(tracked.activity_id)
-        plain = [c for c in tracked.copies if not c.decision.tracked]
+        plain = [c for c in tracked.copies if not c.altered]
         if plain:
             rcpt = [Rcpt(envelope[c.recipient], c.delivery_id) for c in plain]
             self._stage(staged, raw, mail_from, rcpt, options, activity_id)
         mark = f"{TRACKING_HEADER}: <{tracked.tracking_id}>\r\n".encode("ascii")
         for c in tracked.copies:
-            if c.decision.tracked:
-                data = mark + c.as_bytes(linesep="\r\n")
+            if c.altered:  # tracked, or with the consent request line (issue 13)
+                data = (mark if c.decision.tracked else b"") + c.as_bytes(linesep="\r\n")
                 rcpt = [Rcpt(envelope[c.recipient], c.delivery_id)]
                 self._stage(staged, data, mail_from, rcpt, options, activity_id)
 

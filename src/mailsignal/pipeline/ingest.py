@@ -31,7 +31,8 @@ from ..enrich import Pipeline
 from ..model import RawHit, TokenKind
 from ..settings import Settings
 from ..store import events
-from . import tally
+from . import donottrack, tally
+from .minimise import ip_policy
 from .rows import hit_row
 from .timelines import reclassify
 
@@ -41,6 +42,7 @@ class IngestResult:
     stored: int
     duplicates: int
     orphans: int  # hits whose delivery no longer exists (erased) or never did
+    dropped: int = 0  # hits not stored: do-not-track or the org switch off (donottrack.py)
 
 
 def store_hits(
@@ -56,6 +58,7 @@ def store_hits(
         return IngestResult(0, 0, 0)
     now = now or datetime.now(UTC)
     deliveries = events.deliveries(conn, {h.delivery_id for h in hits}, lock=True)
+    hits, dropped = donottrack.drop_hits(conn, hits, deliveries, settings, now)
     # An attachment hit's link id names a trackedattachment row, not a trackedlink.
     links, files = events.targets(
         conn,
@@ -64,6 +67,7 @@ def store_hits(
     )
     rows: list[dict[str, Any]] = []
     orphans = 0
+    ip = ip_policy(settings)  # enrichers see the full address; the row keeps ip_storage's
     for hit in hits:
         delivery = deliveries.get(hit.delivery_id)
         target = None
@@ -75,7 +79,7 @@ def store_hits(
             orphans += 1
             continue
         facts = enrichment.enrich(hit)
-        rows.append(hit_row(hit, facts, delivery.email, delivery.address, target, now))
+        rows.append(hit_row(hit, facts, delivery.email, delivery.address, target, now, ip))
     candidates = len(rows)
     touched = {r["deliveryid"] for r in rows}
     _rewritten, changes = reclassify(
@@ -87,4 +91,4 @@ def store_hits(
         facts=enrichment.facts,
     )
     added = tally.record(conn, rows, deliveries, settings, now, revised=changes)
-    return IngestResult(added, candidates - added, orphans)
+    return IngestResult(added, candidates - added, orphans, dropped)

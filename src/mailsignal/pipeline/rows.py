@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..classify.netid import (
+    NAMESPACE,
+    IpStorage,
+    derive_key,
+    pseudonyms,
+    stored_headers,
+    stored_ip,
+)
 from ..model import Classification, EventKind, Facts, RawHit, TokenKind, new_id
 from ..store.db import RawJson, json_text
 
@@ -23,6 +32,39 @@ def location(facts: Facts) -> str | None:
     return ", ".join(parts) if parts else None
 
 
+@dataclass(frozen=True, slots=True)
+class IpPolicy:
+    """What a stored event keeps of its hit's address (`ip_storage`), and the key of the
+    address pseudonyms the classifier compares instead (classify/netid.py)."""
+
+    storage: IpStorage
+    key: bytes
+
+    @classmethod
+    def from_secret(cls, storage: IpStorage, secret: bytes) -> IpPolicy:
+        return cls(storage, derive_key(secret))
+
+    def facts(self, hit: RawHit, facts: Facts) -> Facts:
+        """The enrichers' facts plus the address pseudonyms (a new dict)."""
+        return {**facts, NAMESPACE: self.facts_for(hit.ip, hit.delivery_id)}
+
+    def facts_for(self, ip: str, delivery_id: int) -> dict[str, str]:
+        """The pseudonyms of `ip` on this recipient copy."""
+        return pseudonyms(ip, str(delivery_id), self.key)
+
+    def stored(self, ip: str) -> str:
+        return stored_ip(ip, self.storage)
+
+    def headers(self, headers: dict[str, str]) -> dict[str, str]:
+        """The kept request headers with their addresses cut as `stored` cuts the client's."""
+        return stored_headers(headers, self.storage)
+
+
+FULL_UNKEYED = IpPolicy("full", derive_key(b"mailsignal: no keyring"))
+"""For callers that have no settings at hand (tests of the row shape): the full address,
+pseudonyms under a key that is no secret."""
+
+
 def hit_row(
     hit: RawHit,
     facts: Facts,
@@ -30,12 +72,15 @@ def hit_row(
     address: str,
     target: Any,
     recorded: datetime,
+    ip: IpPolicy = FULL_UNKEYED,
 ) -> dict[str, Any]:
     """The event row of one hit (its verdict columns are filled in by classification).
 
     `target` is the link or attachment row the hit names (None for an open); `recorded`
     is the batch's time, which `createdon` gets so that a score can age every event from
-    a time not later than when it was first counted (engagement.effective_time).
+    a time not later than when it was first counted (engagement.effective_time). `facts`
+    were taken from the full address; `ip` says what of it the row keeps, and adds the
+    pseudonyms timeline rules compare (pipeline/minimise.ip_policy builds it).
     """
     is_file = hit.kind is TokenKind.ATTACHMENT
     return {
@@ -52,11 +97,11 @@ def hit_row(
             None if target is None else target.filename if is_file else target.url
         ),
         "emailaddress": address,
-        "ipaddress": hit.ip[:45],
+        "ipaddress": ip.stored(hit.ip),
         "httpmethod": hit.method[:8],
         "ishoneypot": hit.kind is TokenKind.HONEYPOT,
-        "headers": dict(hit.headers),
-        "facts": facts,
+        "headers": ip.headers(dict(hit.headers)),
+        "facts": ip.facts(hit, facts),
         "hitid": hit.hit_id,
         "externalid": hit.external_id,
         "createdon": recorded,

@@ -45,6 +45,7 @@ def _run(
             rewritten_total += rewritten
             verdicts += len(revised)
             if full:
+                tally.roll(conn, revised, deliveries)
                 tally.rebuild(conn, {d.email for d in deliveries.values()}, settings, now)
             else:
                 tally.apply(conn, revised, deliveries, settings, now)

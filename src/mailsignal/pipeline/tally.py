@@ -24,7 +24,8 @@ from sqlalchemy import Connection
 
 from ..engagement import EFFECTS, EmailTally, PartyTally, Weights, effective_time, weights_of
 from ..settings import Settings
-from ..store import emails, events, rescore, scores
+from ..store import emails, events, rescore, rollups, scores
+from ..store import retention as retained
 from ..store.events import Delivery
 from ..store.parties import Party
 
@@ -109,6 +110,24 @@ def _party_deltas(
     return deltas, rebuild
 
 
+def roll(conn: Connection, changes: Sequence[Change], deliveries: Mapping[int, Delivery]) -> None:
+    """Move the panel's roll-ups (store/rollups.py) by these changes: each event leaves
+    its owner's hour, its copy's counts and its sent day's environment under the old
+    verdict and joins them under the new. It depends only on verdicts, whatever
+    counters `apply` or a rebuild writes, so a full recompute moves it the same way."""
+    deltas = []
+    for ch in changes:
+        if ch.old == ch.new:
+            continue
+        d = deliveries[ch.delivery_id]
+        for verdict, step in ((ch.old, -1), (ch.new, 1)):
+            if verdict is not None:
+                deltas.append(
+                    rollups.Delta(ch.delivery_id, d.owner, d.sent_at, ch.at, verdict, step)
+                )
+    rollups.add(conn, deltas)
+
+
 def apply(
     conn: Connection,
     changes: Sequence[Change],
@@ -136,6 +155,9 @@ def apply(
         tallies, again_parties = _party_deltas(by_party, weights, now)
         scores.add(conn, tallies, weights, now)
         rescore.rescore(conn, again_parties, weights, now)
+    # Last: the everyone-rows of the current hour are the rows every writer takes, so
+    # they are held only from here to the commit.
+    roll(conn, changes, deliveries)
 
 
 def record(
@@ -156,6 +178,10 @@ def record(
     """
     added = events.insert(conn, rows)
     if added < len(rows):
+        # Which rows the other writer stored is not known; it moved the roll-ups for
+        # them, so only the revisions are rolled here (an event both of us stored in
+        # the same instant may be counted once too few: docs/ui.md, "Overview and its charts").
+        roll(conn, revised, deliveries)
         rebuild(conn, {r["emailactivityid"] for r in rows}, settings, now)
         return added
     apply(conn, [*revised, *(Change.stored_now(r, now) for r in rows)], deliveries, settings, now)
@@ -171,6 +197,9 @@ def recount(
         return
     tallies = {i: EmailTally() for i in ids}
     for activity_id, kind, verdict, n, last in events.tallies(conn, ids):
+        tallies[activity_id].add(kind, verdict, last, int(n))
+    # What events deleted by retention counted for (store/retention.py).
+    for activity_id, kind, verdict, n, last in retained.email_tallies(conn, ids):
         tallies[activity_id].add(kind, verdict, last, int(n))
     emails.write_counters(
         conn,

@@ -18,15 +18,17 @@ from sqlalchemy import Connection
 
 from ..classify import RULES, Context, Event, classify_timeline, disabled_rules
 from ..engagement import effective_time
-from ..model import STANDARD_FACTS, EventKind, FactRegistry
+from ..environments import of_copy
+from ..model import STANDARD_FACTS, EventKind, FactRegistry, Verdict
 from ..settings import Settings
-from ..store import events
+from ..store import events, rollups
 from ..store.events import Delivery
 from .rows import Reasons, label
 from .tally import Change
 
 # EventKind by stored value: an enum call per event costs more than the rest of building it.
 _KINDS = {int(k): k for k in EventKind}
+_MACHINE = Verdict.MACHINE
 
 
 def _stored(row: Any) -> Event:
@@ -117,9 +119,17 @@ def reclassify(
             timelines[delivery_id].sort(key=lambda t: (t[0], t[1]))
     changes: list[dict[str, Any]] = []
     revised: list[Change] = []
+    environments: dict[int, str | None] = {}
     reasons_of = Reasons()
     for delivery_id, entries in timelines.items():
         results = classify_timeline([t[2] for t in entries], contexts[delivery_id], RULES, facts)
+        delivery = deliveries[delivery_id]
+        environment = of_copy(
+            delivery.address,
+            (t[2].facts for t, r in zip(entries, results, strict=True) if r.verdict is _MACHINE),
+        )
+        if environment != delivery.environment:
+            environments[delivery_id] = environment
         for (at, hit_id, _e, row, pending), result in zip(entries, results, strict=True):
             if pending is not None:
                 label(pending, result, reasons_of)
@@ -154,4 +164,5 @@ def reclassify(
                 )
     if changes:
         events.revise(conn, changes)
+    rollups.move_environments(conn, environments)
     return len(changes), revised

@@ -23,12 +23,14 @@ from ..store import journal_cursor
 from ..store.db import analyze
 from ..store.fallback import RateLimitedLog
 from ..store.journal import JournalReader
+from . import retention
 from .enrichment import default_enrichment
 from .ingest import IngestResult, store_hits
 from .sweep import sweep
 
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 3600.0
+IDLE_PRUNE_SECONDS = 60.0  # how often a journal with nothing new is pruned
 # A batch allocates a few objects per hit, almost all freed by reference counting; the
 # collector's default first threshold (700) ran it thousands of times a batch, and each
 # full pass walked the lookup tables and every loaded module (half of enrich's time in
@@ -61,23 +63,31 @@ class Ingestor:
             ("failures",),
             level=logging.WARNING,
         )
+        self._idle_prune = 0.0
 
     def run_once(self) -> IngestResult:
         with self.engine.begin() as conn:
             cursor = journal_cursor.position(conn, self.reader.journal_id)
             batch = self.reader.read(cursor, self.settings.ingest_batch_size)
             if not batch.hits:
+                if time.monotonic() >= self._idle_prune:  # an idle journal is pruned too
+                    self._idle_prune = time.monotonic() + IDLE_PRUNE_SECONDS
+                    self._prune(cursor)
                 return IngestResult(0, 0, 0)
             result = store_hits(conn, batch.hits, self.enrichment, self.settings)
             journal_cursor.advance(conn, batch.journal_id, batch.last_seq)
         if result.orphans:
             log.warning("%d hits named deliveries that do not exist; skipped", result.orphans)
+        self._prune(batch.last_seq)
+        return result
+
+    def _prune(self, upto_seq: int) -> None:
+        """Drop ingested hits older than journal_retention_hours (they hold full IPs)."""
         keep = timedelta(hours=self.settings.journal_retention_hours)
         try:
-            self.reader.prune(batch.last_seq, datetime.now(UTC) - keep)
+            self.reader.prune(upto_seq, datetime.now(UTC) - keep)
         except sqlite3.Error as exc:
             self._prune_failed.add(str(exc), failures=1)
-        return result
 
     def drain(self) -> int:
         """Ingest until the journal has nothing new; returns hits stored."""
@@ -86,7 +96,7 @@ class Ingestor:
         while True:
             result = self.run_once()
             total += result.stored
-            if result.stored + result.duplicates + result.orphans == 0:
+            if result.stored + result.duplicates + result.orphans + result.dropped == 0:
                 return total
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -102,13 +112,22 @@ class Ingestor:
                     analyze(self.engine)  # SQLite's planner statistics, as the tables grow
                 except Exception:
                     log.exception("sweep failed; next try in an hour")
+                try:  # what is past its retention goes (docs/privacy.md), a minute at most
+                    retention.run(
+                        self.engine,
+                        self.settings,
+                        datetime.now(UTC),
+                        budget_seconds=retention.HOURLY_BUDGET_SECONDS,
+                    )
+                except Exception:
+                    log.exception("retention run failed; next try in an hour")
             try:
                 result = self.run_once()
             except Exception:  # keep the worker alive; the batch is retried next round
                 log.exception("ingest batch failed; retrying")
                 stop.wait(self.settings.ingest_interval_seconds * 4)
                 continue
-            if result.stored + result.duplicates + result.orphans == 0:
+            if result.stored + result.duplicates + result.orphans + result.dropped == 0:
                 stop.wait(self.settings.ingest_interval_seconds)
 
     def close(self) -> None:

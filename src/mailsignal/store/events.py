@@ -85,6 +85,8 @@ class Delivery:
     parties: tuple[tuple[str, uuid.UUID], ...]
     sent_at: datetime | None
     link_count: int
+    owner: uuid.UUID | None = None  # the email's owner: whose hours its events count in
+    environment: str | None = None  # emaildelivery.mailenvironment as stored
 
 
 _LINKS = (
@@ -114,6 +116,8 @@ def deliveries(conn: Connection, ids: Iterable[int], *, lock: bool = False) -> d
             c.c.parentcustomerid,
             email.c.senton,
             _LINKS,
+            email.c.ownerid,
+            d.c.mailenvironment,
         )
         .select_from(
             d.join(email, email.c.activityid == d.c.emailactivityid).outerjoin(
@@ -129,13 +133,26 @@ def deliveries(conn: Connection, ids: Iterable[int], *, lock: bool = False) -> d
     if lock:
         stmt = stmt.with_for_update(of=d)
     found: dict[int, Delivery] = {}
-    for delivery, activity, address, kind, party, parent, sent_at, links in conn.execute(stmt):
+    for (
+        delivery,
+        activity,
+        address,
+        kind,
+        party,
+        parent,
+        sent_at,
+        links,
+        owner,
+        environment,
+    ) in conn.execute(stmt):
         parties: tuple[tuple[str, uuid.UUID], ...] = ()
         if party is not None and kind is not None:
             parties = ((kind, party),)
             if parent is not None:
                 parties += (("account", parent),)
-        found[delivery] = Delivery(activity, address, parties, sent_at, int(links))
+        found[delivery] = Delivery(
+            activity, address, parties, sent_at, int(links), owner, environment
+        )
     return found
 
 

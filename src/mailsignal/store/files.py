@@ -115,3 +115,33 @@ class AttachmentFiles:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return meta if _SHA256.fullmatch(meta.sha256) else None
+
+    def remove(self, attachment_id: int, sha256: str | None) -> int:
+        """Retention (issue 13): delete an attachment's sidecar, and its blob when
+        `sha256` is given (no newer attachment shares it); the download link then answers
+        404. Returns how many files went; missing ones are not an error."""
+        paths = [self._meta_path(attachment_id)]
+        if sha256 is not None and _SHA256.fullmatch(sha256):
+            paths.append(self.blob_path(sha256))
+        gone = 0
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                gone += 1
+        return gone
+
+
+def remove_older(directory: Path, before: float, pattern: str = "*") -> int:
+    """Delete the files in `directory` (not below it) matching `pattern` last modified
+    before `before` (a Unix time); returns how many went. A missing directory holds none."""
+    gone = 0
+    if not directory.is_dir():
+        return 0
+    for path in directory.glob(pattern):
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file() and path.stat().st_mtime < before:
+                path.unlink()
+                gone += 1
+    if gone:
+        fsync_dir(directory)
+    return gone

@@ -316,6 +316,9 @@ class JournalReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = _connect(path)
+        # Pruned rows hold full IP addresses: overwrite them, do not leave them in free
+        # pages (docs/privacy.md, "Minimisation"). Only the reader deletes rows.
+        self._conn.execute("PRAGMA secure_delete=ON")
         self.journal_id = journal_id(self._conn)
 
     def read(self, after_seq: int, limit: int) -> JournalBatch:
@@ -346,7 +349,12 @@ class JournalReader:
         return int(row[0])
 
     def prune(self, upto_seq: int, before: datetime) -> int:
-        """Delete ingested rows older than `before`; returns how many went."""
+        """Delete ingested rows older than `before`; returns how many went.
+
+        The ingest worker calls this after every batch and, when the journal is idle, at
+        least once a minute (worker.Ingestor), with `before` = now -
+        `journal_retention_hours`: a hit's full address leaves the journal within that
+        retention plus a minute of being ingested."""
         cur = self._conn.execute(
             "DELETE FROM hit WHERE seq <= ? AND t < ?", (upto_seq, before.timestamp())
         )

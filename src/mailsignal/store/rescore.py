@@ -35,6 +35,7 @@ from ..engagement import PARTY_COUNTERS, PartyTally, Scored, Weights, effective_
 from ..model import EventKind, Verdict
 from .bulk import executemany, in_ids
 from .parties import TABLES, Party
+from .retention import add_fold, party_folds
 from .schema import contact, emaildelivery, interactionforemail
 
 _CHUNK = 5000  # parties written per executemany by recompute_all (and per progress call)
@@ -158,6 +159,9 @@ def rescore(conn: Connection, found: set[Party], weights: Weights, now: datetime
         )
         for row in rows:
             _add([tallies[p] for p in members[row[0]]], weights, (row,))
+        # What events deleted by retention counted for (store/retention.py).
+        for fold in party_folds(conn, members):
+            add_fold([tallies[p] for p in members[fold[0]]], weights, fold)
     write(conn, tallies, now)
     return len(found)
 
@@ -216,6 +220,10 @@ def recompute_all(
                 counted = members.get(row[0])
                 if counted:
                     _add(counted, weights, (row,))
+        for fold in party_folds(conn):  # what events deleted by retention counted for
+            counted = members.get(fold[0])
+            if counted:
+                add_fold(counted, weights, fold)
         done = 0
         for kind, (table, key) in TABLES.items():
             ids = conn.execute(select(table.c[key])).scalars().all()
@@ -265,4 +273,11 @@ def explain(
         (key, EventKind(k), Verdict(v), effective_time(at, recorded))
         for key, k, v, at, recorded in conn.execute(stmt)
     ]
-    return score(weights, events, now)
+    total, best = score(weights, events, now)
+    copies, _tracked = _members(conn, {party})
+    if copies:  # points of events deleted by retention (store/retention.py)
+        folded = PartyTally(now)
+        for fold in party_folds(conn, copies):
+            add_fold([folded], weights, fold)
+        total += folded.score
+    return total, best

@@ -12,10 +12,6 @@ Alembic migrations under `migrations/` are generated from this metadata.
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-from typing import Any
-
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -25,7 +21,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -36,32 +31,26 @@ from sqlalchemy import (
     true,
 )
 
-from ..model import new_id
+from .schema_base import NAMING as NAMING
+from .schema_base import metadata as metadata
+from .schema_base import new_row_id as _new_id
+from .schema_base import stamps as _stamps
+from .schema_base import utcnow as utcnow
+
+# The panel's tables and the privacy tables live beside this module, on the same
+# metadata; named here too, so every table is `schema.<name>`.
+from .schema_panel import engagementhour as engagementhour
+from .schema_panel import environmentday as environmentday
+from .schema_panel import panelsession as panelsession
+from .schema_panel import team as team
+from .schema_panel import teammembership as teammembership
+from .schema_privacy import auditrecord as auditrecord
+from .schema_privacy import consentrecord as consentrecord
+from .schema_privacy import donottrack as donottrack
+from .schema_privacy import droppedhits as droppedhits
+from .schema_privacy import retainedtally as retainedtally
+from .schema_privacy import stoptrackingnonce as stoptrackingnonce
 from .types import UtcDateTime as UtcDateTime  # migrations name it schema.UtcDateTime
-
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-metadata = MetaData(naming_convention=NAMING)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _new_id() -> uuid.UUID:
-    return new_id()
-
-
-def _stamps() -> list[Column[Any]]:
-    return [
-        Column("createdon", UtcDateTime, nullable=False, default=utcnow),
-        Column("modifiedon", UtcDateTime, nullable=False, default=utcnow, onupdate=utcnow),
-    ]
-
 
 organization = Table(
     "organization",
@@ -86,38 +75,6 @@ systemuser = Table(
 
 # The panel's sign-in (issue 12): an argon2id hash (passwords.py), null = no password.
 systemuser.append_column(Column("passwordhash", String(255)))
-
-# A signed-in panel session: the cookie holds a random token, the store only its sha256,
-# so a copy of the database signs no one in. Ended by logout, idle or absolute expiry,
-# a password change or the user being disabled.
-panelsession = Table(
-    "panelsession",
-    metadata,
-    Column("sessionhash", String(64), primary_key=True),
-    Column("systemuserid", Uuid, ForeignKey("systemuser.systemuserid"), nullable=False),
-    Column("csrftoken", String(64), nullable=False),
-    Column("createdon", UtcDateTime, nullable=False),
-    Column("lastseenon", UtcDateTime, nullable=False),
-    Index("ix_panelsession_systemuserid", "systemuserid"),
-)
-
-# Teams as Dataverse has them (`team`, `teammembership`), with MailSignal's manager: a
-# manager reads the emails of their teams' members (fetchxml/access.py).
-team = Table(
-    "team",
-    metadata,
-    Column("teamid", Uuid, primary_key=True, default=_new_id),
-    Column("name", String(160), nullable=False, unique=True),
-    Column("administratorid", Uuid, ForeignKey("systemuser.systemuserid")),
-    *_stamps(),
-)
-teammembership = Table(
-    "teammembership",
-    metadata,
-    Column("teamid", Uuid, ForeignKey("team.teamid"), primary_key=True),
-    Column("systemuserid", Uuid, ForeignKey("systemuser.systemuserid"), primary_key=True),
-    Index("ix_teammembership_systemuserid", "systemuserid"),
-)
 
 usersettings = Table(
     "usersettings",
@@ -229,6 +186,12 @@ emaildelivery = Table(
     Column("untrackedreasons", JSON, nullable=False, default=list),
     Column("status", String(16), nullable=False, server_default="sent"),
     Column("createdon", UtcDateTime, nullable=False, default=utcnow),
+    # The copy's events by people (human, forward) and by machines, and the recipient's
+    # mail environment (environments.py): the panel's machine-share chart sums these
+    # over a viewer's mail (pipeline/tally.py keeps them, migration 0012).
+    Column("personevents", Integer, nullable=False, server_default="0"),
+    Column("machineevents", Integer, nullable=False, server_default="0"),
+    Column("mailenvironment", String(32)),
     UniqueConstraint("emailactivityid", "emailaddress"),
     # A party's deliveries (store/scores.py reads them for every score update).
     Index("ix_emaildelivery_recipient", "recipientobjectid", "recipientobjecttypecode"),

@@ -3,23 +3,24 @@
 Functions take a SQLAlchemy `Connection` so callers decide the transaction; they
 return plain dicts (`RowMapping` copies) so nothing above leaks SQLAlchemy rows.
 
-A key is "msk_<prefix>_<secret>". The prefix finds the row; the SHA-256 of the whole key
-is compared in constant time. A fast hash is right here: the secret has 256 bits of
-entropy, so there is nothing for a slow hash to protect against.
+Keys are made and revoked in store/apikeys.py (re-exported here); their SHA-256 is
+compared in constant time. A fast hash is right: a secret of 256 bits has nothing for a
+slow one to protect.
 
 A disabled user, or a revoked key, stops working at once: `authenticate` (every REST and
 Web API request, every relay AUTH) and `session_user` (an SMTP session that logged in
 before, at each MAIL FROM; the panel's web sessions when it comes) read both every time.
+
+Every change here takes an optional `actor` (store/audit.py's actor strings): given, the
+change is written to the audit trail in the same transaction; every CLI, REST, Web API
+and panel path passes one. Without it nothing is audited (seeding, the demo, tests).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
-import secrets
 import uuid
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from ..addresses import normalise_address
 from ..errors import AuthError, InputError, NotFoundError
 from ..model import new_id
+from . import audit
+from .apikeys import api_key_owner as api_key_owner
+from .apikeys import create_api_key as create_api_key
+from .apikeys import key_hash
+from .apikeys import key_prefix as key_prefix
+from .apikeys import list_api_keys as list_api_keys
+from .apikeys import revoke_all_api_keys as revoke_all_api_keys
+from .apikeys import revoke_api_keys as revoke_api_keys
 from .schema import apikey, organization, systemuser, usersettings, utcnow
 
 log = logging.getLogger(__name__)
@@ -58,18 +67,35 @@ def get_org(conn: Connection) -> Row:
     return row
 
 
-def set_org(conn: Connection, *, monitoring: bool | None = None, name: str | None = None) -> Row:
+def set_org(
+    conn: Connection,
+    *,
+    monitoring: bool | None = None,
+    name: str | None = None,
+    actor: str | None = None,
+) -> Row:
+    """Change the org switch or name; audited ("org.update", old and new values) when it
+    changes something and an actor is given."""
     org = get_org(conn)
     values: Row = {}
     if monitoring is not None:
         values["isemailmonitoringallowed"] = monitoring
     if name is not None:
         values["name"] = name
+    changed = {k: v for k, v in values.items() if org[k] != v}
     if values:
         conn.execute(
             update(organization)
             .where(organization.c.organizationid == org["organizationid"])
             .values(**values, modifiedon=utcnow())
+        )
+    if changed and actor is not None:
+        audit.record(
+            conn,
+            "org.update",
+            actor=actor,
+            subject=str(org["organizationid"]),
+            details={k: {"from": org[k], "to": v} for k, v in changed.items()},
         )
     return get_org(conn)
 
@@ -83,13 +109,21 @@ def add(
     address: str,
     *,
     role: str = "rep",
-    opt_in: bool = False,
+    opt_in: bool | None = None,
+    default_opt_in: bool = False,
     timezone: str = "UTC",
+    actor: str | None = None,
 ) -> uuid.UUID:
-    """A new rep or admin (systemuser + usersettings); returns the user's id."""
+    """A new rep or admin (systemuser + usersettings); returns the user's id.
+
+    Every path that creates users comes here. `opt_in` None takes `default_opt_in`,
+    which callers fill from the `default_user_optin` setting (the opt-in rollout).
+    """
     if role not in ROLES:
         raise InputError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     address = normalise_address(address)
+    chosen = opt_in is not None
+    opt_in = opt_in if opt_in is not None else default_opt_in
     user_id = new_id()
     try:
         conn.execute(
@@ -107,6 +141,18 @@ def add(
             systemuserid=user_id, emailengagementoptin=opt_in, timezonename=timezone
         )
     )
+    if actor is not None:
+        audit.record(
+            conn,
+            "user.create",
+            actor=actor,
+            subject=str(user_id),
+            details={
+                "role": role,
+                "opt_in": opt_in,
+                "opt_in_from": "request" if chosen else "default_user_optin",
+            },
+        )
     return user_id
 
 
@@ -137,14 +183,43 @@ def list_all(conn: Connection) -> list[Row]:
     return [dict(r) for r in rows]
 
 
-def set_optin(conn: Connection, user_id: uuid.UUID, opt_in: bool) -> None:
-    result = conn.execute(
+def set_optin(
+    conn: Connection, user_id: uuid.UUID, opt_in: bool, *, actor: str | None = None
+) -> None:
+    before = conn.execute(
+        select(usersettings.c.emailengagementoptin).where(usersettings.c.systemuserid == user_id)
+    ).scalar_one_or_none()
+    if before is None:
+        raise NotFoundError(f"usersettings With Id = {user_id} Does Not Exist")
+    conn.execute(
         update(usersettings)
         .where(usersettings.c.systemuserid == user_id)
         .values(emailengagementoptin=opt_in, modifiedon=utcnow())
     )
-    if result.rowcount == 0:
-        raise NotFoundError(f"usersettings With Id = {user_id} Does Not Exist")
+    if actor is not None:
+        audit_optin(conn, user_id, bool(before), opt_in, actor=actor)
+
+
+def audit_optin(
+    conn: Connection, user_id: uuid.UUID, before: bool, after: bool, *, actor: str
+) -> None:
+    """Audit an opt-in change ("user.optin"), when it is one: also for writes that do not
+    come through `set_optin` (the Web API's PATCH of usersettings)."""
+    if before != after:
+        audit.record(
+            conn, "user.optin", actor=actor, subject=str(user_id), details={"opt_in": after}
+        )
+
+
+def enabled_admins(conn: Connection) -> list[Any]:
+    """The enabled admins' ids, their rows locked (PostgreSQL) until the transaction ends."""
+    return list(
+        conn.execute(
+            select(systemuser.c.systemuserid)
+            .where(systemuser.c.accessrole == "admin", systemuser.c.isdisabled.is_(False))
+            .with_for_update()
+        ).all()
+    )
 
 
 def access(conn: Connection, user_id: uuid.UUID) -> tuple[str, str] | None:
@@ -162,29 +237,6 @@ def access(conn: Connection, user_id: uuid.UUID) -> tuple[str, str] | None:
 # --- API keys --------------------------------------------------------------------------
 
 
-def _hash(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def create_api_key(conn: Connection, user_id: uuid.UUID, name: str = "") -> str:
-    """A new key for the user; returned once, only its hash is stored."""
-    prefix = secrets.token_hex(6)
-    key = f"msk_{prefix}_{secrets.token_urlsafe(32)}"
-    conn.execute(
-        insert(apikey).values(systemuserid=user_id, name=name, prefix=prefix, keyhash=_hash(key))
-    )
-    return key
-
-
-def key_prefix(key: str) -> str:
-    """The public prefix of a key ("msk_<prefix>_<secret>"): what names it in lists,
-    revocations and logs."""
-    parts = key.split("_")
-    if len(parts) < 3 or parts[0] != "msk" or not parts[1]:
-        raise AuthError("malformed API key")
-    return parts[1]
-
-
 def authenticate(engine: Engine, key: str, *, now: datetime | None = None) -> Row:
     """The enabled user this key belongs to, else AuthError; the key's last use noted.
 
@@ -200,7 +252,7 @@ def authenticate(engine: Engine, key: str, *, now: datetime | None = None) -> Ro
         if (
             row is None
             or row["revokedon"] is not None
-            or not hmac.compare_digest(row["keyhash"], _hash(key))
+            or not hmac.compare_digest(row["keyhash"], key_hash(key))
         ):
             raise AuthError("unknown or revoked API key")
         user = by_id(conn, row["systemuserid"])
@@ -249,57 +301,16 @@ def _lock_taken(exc: OperationalError) -> bool:
     return isinstance(code, int) and code & 0xFF in (5, 6)
 
 
-def list_api_keys(conn: Connection, user_id: uuid.UUID) -> list[Row]:
-    """A user's keys, oldest first: prefix, name, created, last used, revoked; never the
-    hash (the key itself is not stored)."""
-    rows = conn.execute(
-        select(
-            apikey.c.prefix,
-            apikey.c.name,
-            apikey.c.createdon,
-            apikey.c.lastusedon,
-            apikey.c.revokedon,
-        )
-        .where(apikey.c.systemuserid == user_id)
-        .order_by(apikey.c.createdon, apikey.c.prefix)
-    ).mappings()
-    return [dict(r) for r in rows]
-
-
-def api_key_owner(conn: Connection, prefix: str) -> uuid.UUID | None:
-    """Whose key this prefix names, or None."""
-    owner = conn.execute(
-        select(apikey.c.systemuserid).where(apikey.c.prefix == prefix)
-    ).scalar_one_or_none()
-    return owner if isinstance(owner, uuid.UUID) else None
-
-
-def revoke_api_keys(
-    conn: Connection, prefixes: Iterable[str], *, user_id: uuid.UUID | None = None
-) -> int:
-    """Revoke the keys with these prefixes (only the user's own with `user_id`); returns
-    how many were live. A revoked key keeps its row, so lists still show when it was
-    made, last used and revoked."""
-    stmt = update(apikey).where(apikey.c.prefix.in_(list(prefixes)), apikey.c.revokedon.is_(None))
-    if user_id is not None:
-        stmt = stmt.where(apikey.c.systemuserid == user_id)
-    return conn.execute(stmt.values(revokedon=utcnow())).rowcount
-
-
-def revoke_all_api_keys(conn: Connection, user_id: uuid.UUID) -> int:
-    """Revoke every live key of a user; returns how many."""
-    return conn.execute(
-        update(apikey)
-        .where(apikey.c.systemuserid == user_id, apikey.c.revokedon.is_(None))
-        .values(revokedon=utcnow())
-    ).rowcount
-
-
 # --- disabling -------------------------------------------------------------------------
 
 
 def set_disabled(
-    conn: Connection, user_id: uuid.UUID, disabled: bool, *, by: uuid.UUID | None = None
+    conn: Connection,
+    user_id: uuid.UUID,
+    disabled: bool,
+    *,
+    by: uuid.UUID | None = None,
+    actor: str | None = None,
 ) -> Row:
     """Disable (or enable) a user; returns the user. `by` is the admin acting, if any.
 
@@ -314,17 +325,11 @@ def set_disabled(
     if disabled and not user["isdisabled"]:
         if by == user_id:
             raise InputError("you cannot disable yourself; ask another admin")
-        if user["accessrole"] == "admin":
-            admins = conn.execute(
-                select(systemuser.c.systemuserid)
-                .where(systemuser.c.accessrole == "admin", systemuser.c.isdisabled.is_(False))
-                .with_for_update()
-            ).all()
-            if len(admins) <= 1:
-                raise InputError(
-                    f"{user['internalemailaddress']} is the last enabled admin: "
-                    "add or enable another admin first"
-                )
+        if user["accessrole"] == "admin" and len(enabled_admins(conn)) <= 1:
+            raise InputError(
+                f"{user['internalemailaddress']} is the last enabled admin: "
+                "add or enable another admin first"
+            )
     if bool(user["isdisabled"]) != disabled:
         conn.execute(
             update(systemuser)
@@ -332,6 +337,9 @@ def set_disabled(
             .values(isdisabled=disabled, modifiedon=utcnow())
         )
         user["isdisabled"] = disabled
+        if actor is not None:
+            action = "user.disable" if disabled else "user.enable"
+            audit.record(conn, action, actor=actor, subject=str(user_id))
     return user
 
 

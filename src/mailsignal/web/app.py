@@ -33,10 +33,15 @@ from ..tokens import Signer
 from . import panel
 from .admin import router as admin_router
 from .api import router
+from .consent import router as consent_router
 from .headers import SecurityHeaders
 from .limits import BodyLimit
+from .privacy import router as privacy_router
+from .privacy_consent import router as privacy_consent_router
+from .privacy_rights import router as privacy_rights_router
 from .queries import RETRY_AFTER_SECONDS, TooManyQueries
 from .records import router as records_router
+from .stop import router as stop_router
 from .track import ClientAddress, Tracker
 from .webapi import PREFIX as WEBAPI_PREFIX
 from .webapi import router as webapi_router
@@ -115,6 +120,11 @@ def create_api(settings: Settings) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(webapi_router)
     app.include_router(records_router)
+    app.include_router(stop_router)  # /p/<token>: the recipient's stop-tracking page
+    app.include_router(privacy_router)
+    app.include_router(privacy_rights_router)  # export and erasure (issue 13)
+    app.include_router(privacy_consent_router)  # consent to tracking (issue 13)
+    app.include_router(consent_router)  # /k/<token>: the recipient's consent page
     panel.install(app)
 
     @app.get("/healthz", tags=["ops"])

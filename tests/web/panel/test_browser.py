@@ -180,6 +180,20 @@ def test_a_rep_a_manager_and_the_story(demo_server: LiveServer, tmp_path: Path) 
         csv_text = Path(download.value.path()).read_text("utf-8")
         assert csv_text.splitlines()[0].startswith(("subject", '"subject"', "\ufeff"))
 
+        # The overview: the month in two charts, reached from the main navigation.
+        # With the keyboard only: Tab to the link in the main navigation, then Enter.
+        for _ in range(12):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.textContent.trim()") == "Overview":
+                break
+        page.keyboard.press("Enter")
+        expect(page.locator("h1")).to_have_text("Overview")
+        expect(page.get_by_role("img", name="Events per day, last 30 days")).to_be_visible()
+        share = page.get_by_role("list", name="Machine share by recipient mail environment")
+        expect(share).to_be_visible()
+        assert "Microsoft 365" in page.locator("main").inner_text()
+        _check(page, shots, "overview")
+
         # A form without its CSRF token changes nothing.
         refused = page.request.post(f"{server.url}/logout", form={"csrf": "forged"})
         assert refused.status == 403

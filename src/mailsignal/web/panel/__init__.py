@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from . import admin as admin_pages
-from . import auth, docs, feed
+from . import auth, docs, feed, overview
 from . import email as email_page
 from . import emails as email_list
 from . import parties as party_pages
@@ -29,6 +29,7 @@ router.include_router(auth.router)
 router.include_router(docs.router)
 router.include_router(feed.router)
 router.include_router(email_list.router)
+router.include_router(overview.router)
 router.include_router(view_pages.router)
 router.include_router(admin_pages.router)
 router.include_router(email_page.router)  # after any fixed /emails/... path

@@ -4,7 +4,13 @@ outbound queue and the reps' mailboxes. Admins only (`base.admin`: a rep gets 40
 
 Every form is a POST that carries the session's CSRF token, checked before anything
 changes; the answer is the page again with what happened (or why it was refused) on
-top. A new API key is shown in that answer only: the store keeps its hash.
+top. A new API key is shown in that answer only: the store keeps its hash. Every change
+is audited with the actor "user:<the admin's systemuserid>" (store/audit.py) in the
+transaction that makes it.
+
+The opt-in gap is store/optin.py's, as `mailsignal users gaps` reports it: emails sent
+in the last `GAP_DAYS` days untracked because their sender had not opted in (not mail
+untracked for other reasons, such as the org switch or a recipient's do-not-track).
 """
 
 from __future__ import annotations
@@ -22,9 +28,8 @@ from sqlalchemy import Connection
 
 from ...enrich.network import read_manifest
 from ...errors import InputError, MailSignalError, NotFoundError
-from ...store import mailboxes, reports, teams, users
+from ...store import audit, mailboxes, optin, reports, teams, users
 from ...store.db import writing
-from ...store.fetch import execute
 from . import base
 
 router = APIRouter(include_in_schema=False)
@@ -32,16 +37,7 @@ Admin = Annotated[base.Viewer, Depends(base.admin)]
 MAX_USERS = 500  # rows of the users table (an org's staff, not its contacts)
 NOISE_DAYS = 30
 NOISE_ROWS = 100
-# Outgoing mail whose sender had not opted in (so no copy was tracked), per sender: the
-# FetchXML compiler's row rule applies as to any query (an admin sees all).
-GAP_XML = (
-    '<fetch aggregate="true"><entity name="email">'
-    '<attribute name="activityid" aggregate="count" alias="untracked"/>'
-    '<attribute name="ownerid" groupby="true" alias="owner"/>'
-    '<filter><condition attribute="directioncode" operator="eq" value="1"/>'
-    '<condition attribute="isemailfollowed" operator="eq" value="0"/></filter>'
-    "</entity></fetch>"
-)
+GAP_DAYS = 30
 
 
 def _id(text: str, what: str) -> uuid.UUID:
@@ -51,16 +47,16 @@ def _id(text: str, what: str) -> uuid.UUID:
         raise NotFoundError(f"no {what} with id {text[:60]!r}") from None
 
 
-def _opt_in_gap(conn: Connection, who: base.Viewer, people: list[dict[str, Any]]) -> list[Any]:
-    """(user, emails sent untracked) for every user without the opt-in."""
-    counts = {
-        row["owner"]: int(row["untracked"] or 0) for row in execute(conn, GAP_XML, who.caller).rows
-    }
+def _opt_in_gap(conn: Connection, now: datetime) -> list[Any]:
+    """(user, emails sent untracked for want of the opt-in in the last GAP_DAYS days) for
+    every user without the opt-in, most untracked first."""
     return [
-        (user, counts.get(user["systemuserid"], 0))
-        for user in people
-        if not user["emailengagementoptin"]
+        (user, user["untracked"]) for user in optin.gaps(conn, now - timedelta(days=GAP_DAYS), now)
     ]
+
+
+def _actor(who: base.Viewer) -> str:
+    return audit.user_actor(who.user_id)
 
 
 def _data_lists(data_dir: Path) -> list[dict[str, Any]]:
@@ -97,7 +93,8 @@ def _gather(request: Request, who: base.Viewer) -> dict[str, Any]:
         people = users.list_all(conn)
         shown = people[:MAX_USERS]
         keys = {u["systemuserid"]: users.list_api_keys(conn, u["systemuserid"]) for u in shown}
-        since = datetime.now(UTC) - timedelta(days=NOISE_DAYS)
+        now = datetime.now(UTC)
+        since = now - timedelta(days=NOISE_DAYS)
         return {
             "people": shown,
             "more_people": len(people) - len(shown),
@@ -107,7 +104,8 @@ def _gather(request: Request, who: base.Viewer) -> dict[str, Any]:
                 for uid, found in keys.items()
             },
             "org": users.get_org(conn),
-            "gap": _opt_in_gap(conn, who, people),
+            "gap": _opt_in_gap(conn, now),
+            "gap_days": GAP_DAYS,
             "noise": reports.noise_report(conn, since, limit=NOISE_ROWS),
             "noise_days": NOISE_DAYS,
             "teams": teams.listing(conn),
@@ -176,7 +174,9 @@ async def disable(user_id: str, request: Request, who: Admin) -> HTMLResponse:
     """Disable a user (never oneself, never the last enabled admin)."""
 
     def change(conn: Connection, form: Any) -> str:
-        user = users.set_disabled(conn, _user(conn, user_id)["systemuserid"], True, by=who.user_id)
+        user = users.set_disabled(
+            conn, _user(conn, user_id)["systemuserid"], True, by=who.user_id, actor=_actor(who)
+        )
         return f"{user['internalemailaddress']} is disabled: their keys and sessions stop working."
 
     return await _act(request, who, change)
@@ -187,7 +187,9 @@ async def enable(user_id: str, request: Request, who: Admin) -> HTMLResponse:
     """Enable a disabled user again."""
 
     def change(conn: Connection, form: Any) -> str:
-        user = users.set_disabled(conn, _user(conn, user_id)["systemuserid"], False, by=who.user_id)
+        user = users.set_disabled(
+            conn, _user(conn, user_id)["systemuserid"], False, by=who.user_id, actor=_actor(who)
+        )
         return f"{user['internalemailaddress']} is enabled again."
 
     return await _act(request, who, change)
@@ -203,7 +205,7 @@ async def create_key(user_id: str, request: Request, who: Admin) -> HTMLResponse
     def run() -> dict[str, str]:
         with base.engine(request).begin() as conn:
             user = _user(conn, user_id)
-            key = users.create_api_key(conn, user["systemuserid"], name)
+            key = users.create_api_key(conn, user["systemuserid"], name, actor=_actor(who))
         return {"address": user["internalemailaddress"], "name": name, "key": key}
 
     try:
@@ -222,7 +224,7 @@ async def revoke_key(user_id: str, request: Request, who: Admin) -> HTMLResponse
         prefix = str(form.get("prefix") or "")[:64]
         if users.api_key_owner(conn, prefix) != user["systemuserid"]:
             raise NotFoundError(f"{user['internalemailaddress']} has no key {prefix!r}")
-        users.revoke_api_keys(conn, [prefix], user_id=user["systemuserid"])
+        users.revoke_api_keys(conn, [prefix], user_id=user["systemuserid"], actor=_actor(who))
         return f"Key {prefix} of {user['internalemailaddress']} is revoked; it stops working now."
 
     return await _act(request, who, change)
@@ -236,7 +238,7 @@ async def org_switch(request: Request, who: Admin) -> HTMLResponse:
         wanted = str(form.get("monitoring") or "")
         if wanted not in ("on", "off"):
             raise InputError("choose on or off")
-        users.set_org(conn, monitoring=wanted == "on")
+        users.set_org(conn, monitoring=wanted == "on", actor=_actor(who))
         if wanted == "on":
             return "Tracking is on for the organization (for users who opted in)."
         return "Tracking is off: new mail is sent without tracking."
@@ -251,7 +253,14 @@ async def add_team(request: Request, who: Admin) -> HTMLResponse:
     def change(conn: Connection, form: Any) -> str:
         name, manager = str(form.get("name") or ""), str(form.get("manager") or "")
         manager_id = _by_address(conn, manager)["systemuserid"] if manager.strip() else None
-        teams.add(conn, name, manager_id)
+        team_id = teams.add(conn, name, manager_id)
+        audit.record(
+            conn,
+            "team.create",
+            actor=_actor(who),
+            subject=str(team_id),
+            details={"manager": str(manager_id) if manager_id else None},
+        )
         return f"Team {name.strip()!r} is created."
 
     return await _act(request, who, change)
@@ -265,7 +274,15 @@ async def team_manager(team_id: str, request: Request, who: Admin) -> HTMLRespon
         found = teams.get(conn, _id(team_id, "team"))
         address = str(form.get("manager") or "")
         manager = _by_address(conn, address) if address.strip() else None
-        teams.set_manager(conn, found["teamid"], manager["systemuserid"] if manager else None)
+        manager_id = manager["systemuserid"] if manager else None
+        teams.set_manager(conn, found["teamid"], manager_id)
+        audit.record(
+            conn,
+            "team.manager",
+            actor=_actor(who),
+            subject=str(found["teamid"]),
+            details={"manager": str(manager_id) if manager_id else None},
+        )
         if manager is None:
             return f"Team {found['name']!r} has no manager now."
         return f"{manager['internalemailaddress']} manages {found['name']!r}."
@@ -281,11 +298,19 @@ async def team_members(team_id: str, request: Request, who: Admin) -> HTMLRespon
         found = teams.get(conn, _id(team_id, "team"))
         user = _by_address(conn, str(form.get("address") or ""))
         address, name = user["internalemailaddress"], found["name"]
+        member = {"member": str(user["systemuserid"])}
+        subject = str(found["teamid"])
         if str(form.get("action") or "add") == "remove":
             if teams.remove_member(conn, found["teamid"], user["systemuserid"]):
+                audit.record(
+                    conn, "team.member_remove", actor=_actor(who), subject=subject, details=member
+                )
                 return f"{address} left {name!r}."
             return f"{address} was not a member of {name!r}."
         if teams.add_member(conn, found["teamid"], user["systemuserid"]):
+            audit.record(
+                conn, "team.member_add", actor=_actor(who), subject=subject, details=member
+            )
             return f"{address} joined {name!r}."
         return f"{address} was already a member of {name!r}."
 

@@ -8,6 +8,7 @@ is no picture, only a sentence that says so.
 
     stacked_bars(days, ...)   events per day, people under machines, one bar a day
     line(points, ...)         a value over time (a lead score), one point per date
+    share_bars(rows, ...)     per group, the share of its events made by machines
 """
 
 from __future__ import annotations
@@ -164,3 +165,63 @@ def line(
         f"<tbody>{rows}</tbody></table></div></details>"
     )
     return Markup("".join(parts) + table)  # noqa: S704 - every value escaped above
+
+
+def share_bars(
+    rows: Sequence[tuple[str, int, int]],
+    *,
+    title: str = "Machine share",
+    desc: str = "For each group, the share of its events made by machines.",
+    ident: str = "share",
+    empty: str = "No events yet, so there is nothing to chart.",
+    group_name: str = "Group",
+) -> Markup:
+    """Per (label, people, machines), a line of text (the label, the machine share and
+    the counts, readable at any width) over a bar whose full width is all its events,
+    machines' part first; rows in the order given. The bars are drawings of the text
+    beside them (`aria-hidden`); the list is the chart's accessible form."""
+    rows = [r for r in rows if r[1] + r[2]]
+    if not rows:
+        return _empty(empty)
+    items = []
+    for label, people, machines in rows:
+        total = people + machines
+        share = machines / total
+        bar = ""
+        if machines:
+            bar += f'<rect class="machine" x="0" y="0" width="{_num(100 * share)}" height="6"/>'
+        if people:
+            bar += (
+                f'<rect class="person" x="{_num(100 * share)}" y="0" '
+                f'width="{_num(100 - 100 * share)}" height="6"/>'
+            )
+        items.append(
+            f'<li><span class="share-label">{escape(label)}</span> '
+            f'<span class="share-value"><strong>{share:.0%}</strong> by machines '
+            f"({machines} of {total} events)</span>"
+            f'<svg class="share-bar" viewBox="0 0 100 6" preserveAspectRatio="none" '
+            f'aria-hidden="true" focusable="false">{bar}</svg></li>'
+        )
+    listing = (
+        f'<ul class="shares" id="{escape(ident)}" aria-label="{escape(title)}" '
+        f'aria-describedby="{escape(ident)}-desc">{"".join(items)}</ul>'
+        f'<p class="hint" id="{escape(ident)}-desc">{escape(desc)}</p>'
+    )
+    legend = (
+        '<ul class="legend" aria-hidden="true"><li><span class="swatch machine"></span>'
+        'by machines</li><li><span class="swatch person"></span>by people</li></ul>'
+    )
+    body = "".join(
+        f'<tr><th scope="row">{escape(label)}</th><td class="num">{people}</td>'
+        f'<td class="num">{machines}</td>'
+        f'<td class="num">{machines / (people + machines):.0%}</td></tr>'
+        for label, people, machines in rows
+    )
+    table = (
+        f'<details class="chart-data"><summary>{escape(title)}: the numbers</summary>'
+        f'<div class="table-wrap"><table><thead><tr><th scope="col">{escape(group_name)}</th>'
+        '<th scope="col" class="num">By people</th><th scope="col" class="num">By machines</th>'
+        '<th scope="col" class="num">Machine share</th>'
+        f"</tr></thead><tbody>{body}</tbody></table></div></details>"
+    )
+    return Markup(listing + legend + table)  # noqa: S704 - every value escaped above

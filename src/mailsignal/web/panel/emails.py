@@ -101,7 +101,7 @@ def emails_page(
     """The viewer's sent mail with its counts, filtered and paged; a manager or an admin
     may narrow it to one sender."""
     with base.engine(request).connect() as conn:
-        senders = _senders(conn, who.caller)
+        senders = senders_of(conn, who.caller)
     try:
         chosen_sender = (sender or "").strip().lower()
         if chosen_sender and chosen_sender not in senders:
@@ -175,7 +175,7 @@ def emails_page(
 SENDER_LIMIT = 200  # people offered in the Sender filter
 
 
-def _senders(conn: Connection, caller: Caller) -> dict[str, tuple[uuid.UUID, str]]:
+def senders_of(conn: Connection, caller: Caller) -> dict[str, tuple[uuid.UUID, str]]:
     """{address: (user id, name)} of the people whose mail `caller` reads, for the Sender
     filter: a manager's team and themself, an admin's everyone (at most 200); empty for
     a rep, who reads only their own."""

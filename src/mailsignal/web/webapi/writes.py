@@ -3,13 +3,15 @@ written: the writable columns per entity set, their JSON types, whether each val
 its column (length, integer range, text the database can store) and, for
 `timezonename` and `timezonecode`, that they name a time zone (and set each other); the
 caller's privilege; and the `If-Match` / `If-None-Match` preconditions (ETag =
-`modifiedon`)."""
+`modifiedon`); and, after the write, the audit row for the org switch and a user's
+opt-in (store/audit.py), in the write's transaction."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,7 +21,7 @@ from sqlalchemy import Connection
 from ...fetchxml import Caller, EntityInfo
 from ...pipeline import parties
 from ...settings import Settings
-from ...store import timezones
+from ...store import audit, timezones, users
 from ...store.columns import Misfit, misfit, shown
 from .errors import DataverseError, does_not_exist
 from .shape import etag
@@ -208,8 +210,14 @@ def _literal(value: Any) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+# Who is writing, from `check_write` to `follow_addresses` in the same PATCH (one worker
+# thread, one copied context per request): the actor of the audit row.
+_WRITER: ContextVar[Caller | None] = ContextVar("webapi_writer", default=None)
+
+
 def check_write(info: EntityInfo, record: uuid.UUID, caller: Caller) -> None:
     """A rep may not change the organization nor another user's settings."""
+    _WRITER.set(caller)
     if caller.is_admin:
         return
     if info.entity_set == "organizations" or (
@@ -249,6 +257,36 @@ def follow_addresses(
     settings: Settings,
 ) -> None:
     """After a contact, lead or account is created or changes its address or account,
-    mail already sent follows, as after the CLI's and REST's writes (pipeline/parties.py)."""
+    mail already sent follows, as after the CLI's and REST's writes (pipeline/parties.py).
+    A change of the org switch or name, or of a user's opt-in, is audited."""
     if info.entity_set in CREATABLE:
         parties.follow(conn, info.name, current, written, settings)
+    if current is not None and info.entity_set in ("organizations", "usersettingscollection"):
+        _audit(conn, info, current, written)
+
+
+def _audit(
+    conn: Connection, info: EntityInfo, current: Mapping[str, Any], written: Mapping[str, Any]
+) -> None:
+    caller = _WRITER.get()
+    if caller is None:  # check_write runs first on every PATCH
+        raise RuntimeError("a Web API write without its caller: check_write was not called")
+    actor = audit.user_actor(caller.user_id)
+    if info.entity_set == "usersettingscollection":
+        if "emailengagementoptin" in written:
+            before, after = current["emailengagementoptin"], written["emailengagementoptin"]
+            users.audit_optin(conn, current["systemuserid"], bool(before), bool(after), actor=actor)
+        return
+    changed = {
+        column: {"from": current[column], "to": written[column]}
+        for column in ("isemailmonitoringallowed", "name")
+        if column in written and written[column] != current[column]
+    }
+    if changed:
+        audit.record(
+            conn,
+            "org.update",
+            actor=actor,
+            subject=str(current["organizationid"]),
+            details=changed,
+        )
