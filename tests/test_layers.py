@@ -38,7 +38,7 @@ LEVELS: tuple[tuple[str, ...], ...] = (
         "environments",
         "basis",
     ),
-    ("urls",),
+    ("urls", "composing"),
     # storage: the only place SQL is written
     ("store",),
     # services

@@ -186,3 +186,39 @@ def test_last_character_with_unused_bits_set_is_refused(signer: Signer) -> None:
     assert bumped != token and _lenient(bumped) == _lenient(token)
     with pytest.raises(TokenError, match="canonical"):
         signer.verify(bumped)
+
+
+def test_aggregate_open_token_names_one_pixel_and_no_recipient(signer: Signer) -> None:
+    """Issue 13: the aggregate pixel's token carries the email's pixel id and nothing
+    else; it is neither an OPEN token nor turned into one by changing its kind byte."""
+    token = signer.sign(TokenKind.AGGREGATE_OPEN, 42)
+    assert len(token) <= 24
+    claims = signer.verify(token)
+    assert (claims.kind, claims.delivery_id, claims.link_id, claims.url) == (
+        TokenKind.AGGREGATE_OPEN,
+        42,
+        None,
+        None,
+    )
+    assert signer.verify(token, TokenKind.AGGREGATE_OPEN).delivery_id == 42
+    with pytest.raises(TokenError, match="expected a OPEN token"):
+        signer.verify(token, TokenKind.OPEN)
+    with pytest.raises(TokenError, match="expected a AGGREGATE_OPEN token"):
+        signer.verify(signer.sign(TokenKind.OPEN, 42), TokenKind.AGGREGATE_OPEN)
+
+
+def test_a_forged_aggregate_token_is_refused(signer: Signer) -> None:
+    """An OPEN token relabelled as aggregate, one signed with a key we do not hold, and
+    one with trailing bytes all fail: nobody can mint counts for an email."""
+    raw = bytearray(base64.urlsafe_b64decode(signer.sign(TokenKind.OPEN, 42) + "=="))
+    raw[0] = int(TokenKind.AGGREGATE_OPEN)
+    relabelled = base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+    with pytest.raises(TokenError, match="bad signature"):
+        signer.verify(relabelled)
+    stranger = Signer({1: KEY2}, 1).sign(TokenKind.AGGREGATE_OPEN, 42)
+    with pytest.raises(TokenError, match="bad signature"):
+        signer.verify(stranger)
+    token = signer.sign(TokenKind.AGGREGATE_OPEN, 42)
+    for i in range(len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))):
+        with pytest.raises(TokenError):
+            signer.verify(_flip(token, i))

@@ -104,3 +104,15 @@ def test_only_the_path_of_a_url_counts() -> None:
         f"//cdn.example/o/{token}.gif",
     ):
         assert parse_url(url) == (token, TokenKind.OPEN)
+
+
+def test_aggregate_pixel_is_an_open_path_with_its_own_kind_of_token() -> None:
+    """Issue 13: the aggregate pixel goes to the same route as every pixel; the token,
+    not the path, says it names an email's pixel and no recipient."""
+    url = URLS.aggregate_pixel(5)
+    assert url.startswith("https://t.example/o/") and url.endswith(".gif")
+    assert url == URLS.aggregate_pixel(5)  # one URL for every copy that carries it
+    found = parse_url(url)
+    assert found is not None and found[1] is TokenKind.OPEN
+    claims = SIGNER.verify(found[0])
+    assert (claims.kind, claims.delivery_id, claims.link_id) == (TokenKind.AGGREGATE_OPEN, 5, None)

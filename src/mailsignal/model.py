@@ -54,11 +54,15 @@ class TokenKind(enum.IntEnum):
     HONEYPOT = 4
     STOP = 5  # the recipient's stop-tracking page (/p/), never a hit
     CONSENT = 6  # the recipient's consent page (/k/), never a hit
+    # The aggregate open pixel (/o/, issue 13): names an aggregate pixel of one email
+    # (`aggregatepixel.pixelid`, in TokenClaims.delivery_id), never a recipient.
+    AGGREGATE_OPEN = 7
 
 
 @dataclass(frozen=True, slots=True)
 class TokenClaims:
-    """What a verified token names. `url` is set for click tokens only."""
+    """What a verified token names. `url` is set for click tokens only. For an
+    AGGREGATE_OPEN token `delivery_id` is the email's aggregate pixel id, not a copy."""
 
     kind: TokenKind
     delivery_id: int

@@ -10,26 +10,24 @@ way, `attachments_mode` included, and a caller hands over a message and its reci
 A sender's Message-ID makes one email, whichever edge tracks it and however often: a
 message that comes again gets that email's copies back (`TrackedEmail.replayed`).
 
-What a caller gives is checked here, where every edge passes (`build_message`, `track`),
-so every edge refuses it alike, naming the field: header fields with a line break or
-control character (no header injection), text that is not Unicode or holds NUL, a send
-time outside EARLIEST_SENT-LATEST_SENT. Labels taken from a message given whole (its
-subject, a file name) are made storable instead: the message itself goes as it came.
+What a caller gives is checked where every edge passes (`build_message`, `track`; the
+checks are composing.py's), so every edge refuses it alike, naming the field. Labels
+taken from a message given whole (its subject, a file name) are made storable instead:
+the message itself goes as it came.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import make_msgid
 
 from sqlalchemy import Connection
 
-from . import instrument
+from . import composing, instrument
 from .addresses import names_in, normalise_address, to_and_cc
 from .basis import Basis, Rule, basis_for, parse_rules
 from .engagement import Weights, weights_of
@@ -39,20 +37,17 @@ from .instrument.copies import TrackedCopy as TrackedCopy
 from .instrument.notice import CONSENT_LINES
 from .model import TrackingDecision, new_id
 from .settings import Settings
-from .store import consent, donottrack, parties, relink, sent, users
+from .store import aggregate, consent, donottrack, parties, relink, sent, users
 from .store.files import AttachmentFiles, AttachmentMeta
 from .store.sent import attachment_meta, storable
 from .tokens import Signer
 from .urls import TrackingUrls
 
-# Send times outside these are typing errors (year 1, year 9999), and near datetime's own
-# ends adding a time zone or a classification window overflows.
-EARLIEST_SENT, LATEST_SENT = datetime(1970, 1, 1), datetime(2100, 1, 1)  # UTC
-SUBJECT_MAX = 800  # the email.subject column
-MESSAGE_ID_MAX = 998  # RFC 5322's line limit, and the email.messageid column
-# What may not stand in one header line: controls but tab (CR and LF above all) and the
-# characters Python's str.splitlines() also breaks on (NEL, LS, PS).
-_NOT_A_LINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# What a caller gives is checked in composing.py; named here too, where edges look.
+EARLIEST_SENT, LATEST_SENT = composing.EARLIEST_SENT, composing.LATEST_SENT
+SUBJECT_MAX, MESSAGE_ID_MAX = composing.SUBJECT_MAX, composing.MESSAGE_ID_MAX
+build_message, check_time = composing.build_message, composing.check_time
+check_message_id = composing.check_message_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,90 +62,6 @@ class TrackedEmail:
     replayed: bool = False
 
 
-def check_time(value: datetime, field: str = "sent_at") -> datetime:
-    """`value` when it is aware and in [EARLIEST_SENT, LATEST_SENT); InputError otherwise."""
-    offset = value.utcoffset()
-    if offset is None:
-        raise InputError(f"{field}: give a time zone offset (for example 2026-11-27T09:00:00Z)")
-    # Compared in the value's own zone: astimezone() overflows at year 1 or 9999 itself.
-    if not EARLIEST_SENT + offset <= value.replace(tzinfo=None) < LATEST_SENT + offset:
-        raise InputError(
-            f"{field}: {value.isoformat()} is outside the accepted range "
-            f"{EARLIEST_SENT:%Y-%m-%d} to {LATEST_SENT:%Y-%m-%d} (UTC)"
-        )
-    return value
-
-
-def _text(field: str, value: object, *, line: bool = False) -> str:
-    """`value` if it is Unicode text without NUL (and, for a header `line`, without line
-    breaks or other control characters); InputError naming `field` otherwise."""
-    if not isinstance(value, str):
-        raise InputError(f"{field} must be a string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(
-            f"{field}: not Unicode text (a lone surrogate at position {exc.start})"
-        ) from exc
-    if line and _NOT_A_LINE.search(value):
-        raise InputError(f"{field}: must be one line without control characters")
-    if "\x00" in value:
-        raise InputError(f"{field}: contains a NUL character")
-    return value
-
-
-def check_message_id(value: str, field: str = "message_id") -> str:
-    """`value` stripped, when it can head a message and be stored as its Message-ID."""
-    value = _text(field, value, line=True).strip()
-    if len(value) > MESSAGE_ID_MAX:
-        raise InputError(f"{field}: at most {MESSAGE_ID_MAX} characters")
-    return value
-
-
-def build_message(
-    sender: str,
-    recipients: list[str],
-    subject: str | None,
-    html: str | None,
-    text: str | None,
-    message_id: str | None = None,
-    sent_at: datetime | None = None,
-) -> EmailMessage:
-    """A standard multipart/alternative message from API fields (each checked first)."""
-    if html is not None:
-        _text("html", html)
-    if text is not None:
-        _text("text", text)
-    if not html and not text:
-        raise InputError("give at least one of html, text or mime")
-    for field, address in [("sender", sender)] + [("recipients", r) for r in recipients]:
-        _text(field, address, line=True)
-        try:
-            normalise_address(address)
-        except InputError as exc:
-            raise InputError(f"{field}: {exc.message}") from exc
-    if subject is not None and len(_text("subject", subject, line=True)) > SUBJECT_MAX:
-        raise InputError(f"subject: at most {SUBJECT_MAX} characters")
-    if message_id is not None:
-        message_id = check_message_id(message_id)
-    if sent_at is not None:
-        check_time(sent_at)
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = ", ".join(recipients)
-    if subject:
-        msg["Subject"] = subject
-    msg["Date"] = formatdate((sent_at or datetime.now(UTC)).timestamp(), usegmt=True)
-    msg["Message-ID"] = message_id or make_msgid(domain=sender.rpartition("@")[2] or None)
-    if text:
-        msg.set_content(text)
-        if html:
-            msg.add_alternative(html, subtype="html")
-    elif html:
-        msg.set_content(html, subtype="html")
-    return msg
-
-
 def recipients_of(msg: EmailMessage) -> list[str]:
     return [addr for _name, addr in to_and_cc(msg) if addr]
 
@@ -161,13 +72,13 @@ class Outgoing:
     With `attachments` (its policy not "off"), the attachments the policy selects are
     kept as files and replaced in each tracked copy by per-recipient download links;
     untracked copies keep them. With `notice`, each tracked copy ends with the
-    stop-tracking line (instrument/notice.py) linking the recipient's own page. `basis`
-    (the default and the domain rules, basis.py) picks each recipient's tracking basis:
-    under consent the line is always on, and with `ask` a copy left untracked for want of
-    consent ends with the consent request line (the recipient's consent page instead).
+    stop-tracking line (notice.py) linking the recipient's own page. `basis` picks each
+    recipient's basis (basis.py): under consent that line is always on, and a copy
+    untracked for want of consent gets the consent line (`ask`) and aggregate pixel (`aggregate`).
     """
 
     __slots__ = (
+        "aggregate",
         "ask",
         "attachments",
         "auto_create",
@@ -189,9 +100,10 @@ class Outgoing:
         notice: bool = True,
         basis: tuple[Basis, tuple[Rule, ...]] = ("legitimate_interests", ()),
         ask: bool = True,
+        aggregate: int = 0,  # copies lacking only consent an aggregate pixel needs; 0: none
     ) -> None:
         self.urls, self.signer, self.notice = TrackingUrls(signer, base_url), signer, notice
-        self.basis, self.ask = basis, ask
+        self.basis, self.ask, self.aggregate = basis, ask, aggregate
         self.honeypot = honeypot
         self.auto_create = auto_create  # score weights when unknown recipients become contacts
         self.attachments = (
@@ -210,6 +122,7 @@ class Outgoing:
             notice=settings.tracking_notice_line,
             basis=(settings.tracking_basis, parse_rules(settings.tracking_basis_rules)),
             ask=settings.consent_request_line,
+            aggregate=settings.aggregate_opens_min_copies if settings.aggregate_opens else 0,
         )
 
     def track(
@@ -305,11 +218,10 @@ class Outgoing:
         if self.attachments is not None and any_tracked:
             files = sent.store_attachments(conn, self.attachments, mail, activity_id)
         delivery_ids = sent.insert_decided(conn, activity_id, decisions)
+        pixel = self._pixel(conn, activity_id, [d for _a, d, _p in decisions])
         copies = [
-            self._copy(
-                prepared, address, delivery_ids[address], decision, link_ids, honeypot_link, files
-            )
-            for address, decision, _party in decisions
+            self._copy(prepared, a, delivery_ids[a], d, link_ids, honeypot_link, files, pixel)
+            for a, d, _party in decisions
         ]
         return TrackedEmail(activity_id, message_id, copies, tracking_id)
 
@@ -347,11 +259,22 @@ class Outgoing:
         ids = {address: delivery_id for address, (delivery_id, _t, _r) in old.deliveries.items()}
         ids |= sent.insert_decided(conn, activity_id, [x for x in decisions if x[0] not in ids])
         link_ids = {url: link_id for link_id, url in old.links}
+        pixel = self._pixel(conn, activity_id, [known.get(a, d) for a, d, _p in decisions])
         copies = [
-            self._copy(prepared, a, ids[a], known.get(a, d), link_ids, old.honeypot, files)
+            self._copy(prepared, a, ids[a], known.get(a, d), link_ids, old.honeypot, files, pixel)
             for a, d, _party in decisions
         ]
         return TrackedEmail(activity_id, message_id, copies, old.tracking_id, replayed=True)
+
+    def _pixel(self, conn: Connection, email: uuid.UUID, ds: list[TrackingDecision]) -> str | None:
+        """The email's aggregate pixel (issue 13): for copies lacking only consent, when at
+        least `aggregate` do (fewer would name who opened) or the email has one already."""
+        n = sum(d.reasons == (donottrack.NO_CONSENT,) for d in ds)
+        if not (n and self.aggregate):
+            return None
+        if n < self.aggregate and aggregate.open_count(conn, email) is None:
+            return None
+        return self.urls.aggregate_pixel(aggregate.ensure(conn, email))
 
     def _copy(
         self,
@@ -362,15 +285,17 @@ class Outgoing:
         link_ids: dict[str, int],
         honeypot_link: int | None,
         files: dict[int, tuple[int, AttachmentMeta]],
+        pixel: str | None = None,
     ) -> TrackedCopy:
-        """One recipient's copy: instrumented when tracked, the message as it is if not
-        (with the consent request line, when only consent is missing and `ask`)."""
+        """One recipient's copy: instrumented when tracked, the message as it is if not;
+        when only consent is missing, with the consent request line (`ask`) and `pixel`."""
         urls = self.urls
         if not decision.tracked:
-            if not self.ask or decision.reasons != ("recipient.no_consent",):
+            if decision.reasons != (donottrack.NO_CONSENT,) or not (self.ask or pixel):
                 return TrackedCopy(address, delivery_id, decision, prepared.msg)
-            request = prepared.render(None, None, None, urls.consent(delivery_id), CONSENT_LINES)
-            return TrackedCopy(address, delivery_id, decision, request)
+            request = urls.consent(delivery_id) if self.ask else None
+            copy_ = prepared.render(None, pixel, None, request, CONSENT_LINES)
+            return TrackedCopy(address, delivery_id, decision, copy_)
 
         def rewrite(url: str) -> str:
             return urls.click(delivery_id, link_ids[url], url)

@@ -52,6 +52,20 @@ class PrivacySettings(BaseModel):
         "consent with a short line, in the recipient's language, linking a page where "
         "they can allow tracking.",
     )
+    aggregate_opens: bool = Field(
+        default=False,
+        description="Under the consent basis, give each copy left untracked for want of "
+        "consent one pixel that names only the email, never the recipient, and count its "
+        "opens per email (raw: machine opens included, they cannot be told apart). Hits on "
+        "such pixels are dropped while it is off.",
+    )
+    aggregate_opens_min_copies: int = Field(
+        default=5,
+        ge=1,
+        description="The fewest copies of one email left untracked for want of consent "
+        "that get the aggregate pixel (aggregate_opens): with fewer, a count per email would "
+        "tell whose opens it is (one-to-one sales mail), so none is added.",
+    )
     erase_events_on_optout: bool = Field(
         default=False,
         description="When a recipient stops tracking, also delete their past events "

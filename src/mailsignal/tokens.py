@@ -10,6 +10,10 @@ Click tokens carry their destination URL inside the signed bytes, so the tracker
 redirects without a database read and keeps working while the database is down, and
 nobody can change the URL or the delivery without breaking the tag.
 
+An AGGREGATE_OPEN token (the aggregate open pixel, issue 13) has the OPEN layout with
+the email's aggregate pixel id where the delivery id goes: it names the email, the same
+for every copy that carries it, and nothing about any recipient.
+
 Two more uses of the same keys, each under a label of its own so no value made for one
 verifies as another (issue 13): a stop-tracking page's form token (`sign_form`: the
 delivery, a random nonce and the time it was issued, for the POST that records the

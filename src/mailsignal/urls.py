@@ -1,6 +1,7 @@
 """The tracking URLs, written and read here only.
 
-    /o/<token>.gif             open pixel (an OPEN token)
+    /o/<token>.gif             open pixel (an OPEN token), or the aggregate open pixel
+                               (an AGGREGATE_OPEN token: the email, no recipient)
     /c/<token>                 click: a CLICK token, or the HONEYPOT link's (a machine
                                that follows it must not learn it is a trap, so it looks
                                like every other link)
@@ -45,6 +46,12 @@ class TrackingUrls:
     def pixel(self, delivery_id: int) -> str:
         return f"{self._base}{OPEN}{self._signer.sign(TokenKind.OPEN, delivery_id)}{_GIF}"
 
+    def aggregate_pixel(self, pixel_id: int) -> str:
+        """The aggregate open pixel of an email (`aggregatepixel.pixelid`): the same URL
+        in every copy that carries it, naming no recipient (issue 13)."""
+        token = self._signer.sign(TokenKind.AGGREGATE_OPEN, pixel_id)
+        return f"{self._base}{OPEN}{token}{_GIF}"
+
     def click(self, delivery_id: int, link_id: int, url: str) -> str:
         token = self._signer.sign(TokenKind.CLICK, delivery_id, link_id, url)
         return f"{self._base}{CLICK}{token}"
@@ -70,7 +77,8 @@ class TrackingUrls:
 def parse_path(path: str) -> tuple[str, TokenKind | None] | None:
     """(token, the kind its path promises) of a tracking path; None for any other path.
 
-    A click path promises no one kind (None): it carries a CLICK or a HONEYPOT token.
+    A click path promises no one kind (None): it carries a CLICK or a HONEYPOT token. An
+    open path promises OPEN; the tracker also takes an AGGREGATE_OPEN token there.
     Called for every hit on the hot path, so it is a few compares and a slice.
     """
     if path.startswith(OPEN):

@@ -72,3 +72,12 @@ def test_the_command(tmp_path: Path) -> None:
     assert "https://northwind.test/privacy." in cli(told, "privacy", "notice").stdout
     bad = cli(env, "privacy", "notice", "--basis", "never", check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: tracking basis must be")
+
+
+def test_consent_with_aggregate_opens_says_emails_are_counted(base: Settings) -> None:
+    """Issue 13: with aggregate_opens the paragraph tells non-consenting recipients that
+    each email's opens are counted in total, and nothing about who opened it."""
+    assert "in total" not in paragraph(base, "Northwind", "consent")
+    counted = paragraph(base.model_copy(update={"aggregate_opens": True}), "Northwind", "consent")
+    assert "not measured individually. They carry one image that counts how often" in counted
+    assert "recording nothing about who opened it." in counted

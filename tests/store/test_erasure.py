@@ -57,3 +57,25 @@ def test_spool_files_are_rewritten_unless_their_writer_holds_them(tmp_path: Path
         held.seal()
     assert erasure.spooled_hits(directory, [7]) == (1, 0)
     assert erasure.spooled_hits(None, [7]) == (0, 0)
+
+
+def test_aggregate_opens_are_not_a_copys_rows(tmp_path: Path) -> None:
+    """Issue 13: an aggregate open's `delivery` is an email's pixel id, whatever copy id
+    it equals; erasing copy 7 keeps the aggregate hit of pixel 7 (it names no one)."""
+    aggregate = (time.time(), 7, 7, None, "", "", "GET", "{}")  # TokenKind.AGGREGATE_OPEN
+    path = tmp_path / "journal.db"
+    writer = JournalWriter(path)
+    try:
+        assert writer.commit([_row(7, "198.51.100.77"), aggregate])
+    finally:
+        writer.close()
+    assert erasure.journal_hits(path, [7]) == 1
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT kind, delivery, ip FROM hit").fetchall() == [(7, 7, "")]
+    directory = tmp_path / "spool"
+    spool = Spool(directory)
+    assert spool.append([_row(7, "198.51.100.77"), aggregate])
+    spool.seal()
+    assert erasure.spooled_hits(directory, [7]) == (1, 0)
+    [done] = directory.glob("*.spool")
+    assert [(r[1], r[2]) for r in read(done)] == [(7, 7)]

@@ -214,6 +214,7 @@ def test_odata_options_with_fetchxml_are_refused(client: TestClient, world: dict
          [{"name": "Engaged This Week (human signals)"}]),
         ({"filter": "returnedtypecode eq 'email' and isdefault eq false", "orderby": "name desc",
           "select": "name"}, [{"name": "Scanner noise last month"},
+                              {"name": "Opt-in gap"},
                               {"name": "Engaged This Week (human signals)"}]),
         ({"filter": "contains(fetchxml,'last-x-days') or description eq null", "top": "1",
           "orderby": "name", "select": "name"}, [{"name": "Engaged This Week"}]),

@@ -4,8 +4,9 @@ in from the settings and the organization's name, for the operator to adapt and 
 
 The paragraph follows what the tracker really does with these settings: the basis
 (`tracking_basis`), what is kept of an IP address (`ip_storage`), how long events are
-kept (`event_retention_days`), the tracking host (`base_url`) and where the full notice
-is (`privacy_notice_url`). Settings another part of the code may not define yet are read
+kept (`event_retention_days`), the tracking host (`base_url`), whether emails count
+their opens in total under consent (`aggregate_opens`) and where the full notice is
+(`privacy_notice_url`). Settings another part of the code may not define yet are read
 with their documented defaults.
 """
 
@@ -68,13 +69,19 @@ def paragraph(settings: Settings, org_name: str, basis: str | None = None) -> st
     kept = _retention(getattr(settings, "event_retention_days", 395))
     rights = "You may ask us for a copy of the data we hold about you, and for its deletion."
     if basis == "consent":
+        total = ""
+        if getattr(settings, "aggregate_opens", False):  # the aggregate pixel (issue 13)
+            total = (
+                " They carry one image that counts how often each email is opened in "
+                "total, recording nothing about who opened it."
+            )
         return (
             f"With your consent, {org_name} measures whether you open the emails we send "
             f"you and which links in them you follow: {recorded}. We keep these records "
             f"{kept}. You can withdraw your consent at any time with the link at the end "
             "of each of our emails; from that moment nothing more is recorded, also for "
             "emails you received before. Without your consent, our emails to you are not "
-            f"measured individually. {rights} {more}"
+            f"measured individually.{total} {rights} {more}"
         )
     # The stop-tracking line is a setting under legitimate interests (always on under
     # consent): without it the recipient objects by writing.

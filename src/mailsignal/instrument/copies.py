@@ -19,7 +19,8 @@ class TrackedCopy:
     @property
     def altered(self) -> bool:
         """Whether this copy differs from the message as given: tracked, or untracked
-        with the consent request line; an untracked copy otherwise is the message."""
+        with the consent request line or the aggregate pixel; an untracked copy
+        otherwise is the message."""
         return self.decision.tracked or self._rendered is not None
 
     def __init__(

@@ -15,7 +15,9 @@ The steps, in one transaction:
 4. insert the new rows;
 5. tally: counters, scores and roll-ups move by what was added and revised (tally.py).
 
-Steps 4 and 5 are `tally.record`, which reply sync (replies.py) uses too.
+Steps 4 and 5 are `tally.record`, which reply sync (replies.py) uses too. Aggregate open
+hits (issue 13) name no recipient and skip all of it: aggregate.py adds them to their
+email's count first.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from ..enrich import Pipeline
 from ..model import RawHit, TokenKind
 from ..settings import Settings
 from ..store import events
-from . import donottrack, tally
+from . import aggregate, donottrack, tally
 from .minimise import ip_policy
 from .rows import hit_row
 from .timelines import reclassify
@@ -43,6 +45,12 @@ class IngestResult:
     duplicates: int
     orphans: int  # hits whose delivery no longer exists (erased) or never did
     dropped: int = 0  # hits not stored: do-not-track or the org switch off (donottrack.py)
+    aggregated: int = 0  # aggregate open hits added to their email's count (aggregate.py)
+
+    @property
+    def handled(self) -> int:
+        """The batch's hits, whatever became of them (0: the batch was empty)."""
+        return self.stored + self.duplicates + self.orphans + self.dropped + self.aggregated
 
 
 def store_hits(
@@ -57,8 +65,12 @@ def store_hits(
     if not hits:
         return IngestResult(0, 0, 0)
     now = now or datetime.now(UTC)
+    hits, anonymous = aggregate.split(hits)  # aggregate opens: counted per email, no more
+    counted = aggregate.count_hits(conn, anonymous, settings, now)
     deliveries = events.deliveries(conn, {h.delivery_id for h in hits}, lock=True)
     hits, dropped = donottrack.drop_hits(conn, hits, deliveries, settings, now)
+    dropped += counted.dropped
+    orphans = counted.orphans
     # An attachment hit's link id names a trackedattachment row, not a trackedlink.
     links, files = events.targets(
         conn,
@@ -66,7 +78,6 @@ def store_hits(
         {h.link_id for h in hits if h.link_id is not None and h.kind is TokenKind.ATTACHMENT},
     )
     rows: list[dict[str, Any]] = []
-    orphans = 0
     ip = ip_policy(settings)  # enrichers see the full address; the row keeps ip_storage's
     for hit in hits:
         delivery = deliveries.get(hit.delivery_id)
@@ -91,4 +102,4 @@ def store_hits(
         facts=enrichment.facts,
     )
     added = tally.record(conn, rows, deliveries, settings, now, revised=changes)
-    return IngestResult(added, candidates - added, orphans, dropped)
+    return IngestResult(added, candidates - added, orphans, dropped, counted.counted)

@@ -96,7 +96,7 @@ class Ingestor:
         while True:
             result = self.run_once()
             total += result.stored
-            if result.stored + result.duplicates + result.orphans + result.dropped == 0:
+            if result.handled == 0:
                 return total
 
     def run_forever(self, stop: threading.Event) -> None:
@@ -127,7 +127,7 @@ class Ingestor:
                 log.exception("ingest batch failed; retrying")
                 stop.wait(self.settings.ingest_interval_seconds * 4)
                 continue
-            if result.stored + result.duplicates + result.orphans + result.dropped == 0:
+            if result.handled == 0:
                 stop.wait(self.settings.ingest_interval_seconds)
 
     def close(self) -> None:

@@ -7,9 +7,11 @@ recipient address. pipeline/rights.erase calls these in bounded transactions, in
     erase_replies       reply records sent from the address to other copies
     bare_emails         emails left with no copy at all (every recipient erased):
     delete_emails       deleted with their links, attachment records, Message-ID keys
+                        and aggregate pixel
     erase_parties       contacts and leads with the address deleted; an account with it
                         deleted when no contact hangs off it, else its address nulled
-    journal_hits        the hit journal's (and spool's) rows of the erased copies
+    journal_hits        the hit journal's (and spool's) rows of the erased copies (not
+                        aggregate opens: their `delivery` is a pixel id, naming no one)
 
 On SQLite the erase connection turns `secure_delete` on (`secure`), so deleted rows are
 overwritten with zeros rather than left in free pages, and `checkpoint` empties the WAL
@@ -33,10 +35,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 from sqlalchemy.exc import OperationalError
 
+from ..model import TokenKind
 from .bulk import in_ids
 from .files import write_atomic
 from .schema import (
     account,
+    aggregatepixel,
     contact,
     email,
     emaildelivery,
@@ -167,9 +171,10 @@ def bare_emails(conn: Connection, ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
 def delete_emails(
     conn: Connection, ids: Sequence[uuid.UUID]
 ) -> tuple[int, list[tuple[int, str | None]]]:
-    """Delete emails that have no copy left, with their links, attachment records and
-    Message-ID keys; (emails deleted, [(attachment id, its blob's sha256 when no other
-    attachment shares it, else None)]) for the caller to remove the files."""
+    """Delete emails that have no copy left, with their links, attachment records,
+    aggregate pixel (issue 13) and Message-ID keys; (emails deleted, [(attachment id,
+    its blob's sha256 when no other attachment shares it, else None)]) for the caller
+    to remove the files."""
     if not ids:
         return 0, []
     a = trackedattachment
@@ -188,7 +193,7 @@ def delete_emails(
     i = interactionforemail
     conn.execute(delete(i).where(in_ids(conn, i.c.emailactivityid, ids)))
     conn.execute(delete(retainedtally).where(in_ids(conn, retainedtally.c.emailactivityid, ids)))
-    for table in (trackedlink, trackedattachment, sentmessage):
+    for table in (trackedlink, trackedattachment, sentmessage, aggregatepixel):
         conn.execute(delete(table).where(in_ids(conn, table.c.emailactivityid, ids)))
     gone = conn.execute(delete(email).where(in_ids(conn, email.c.activityid, ids))).rowcount
     return int(gone), files
@@ -285,8 +290,9 @@ def journal_hits(path: Path, delivery_ids: Sequence[int]) -> int:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            sql = f"DELETE FROM hit WHERE delivery IN ({marks})"  # noqa: S608 (placeholders only)
-            gone += conn.execute(sql, chunk).rowcount
+            # An aggregate open's `delivery` is a pixel id (issue 13): no copy's, kept.
+            sql = f"DELETE FROM hit WHERE kind <> ? AND delivery IN ({marks})"  # noqa: S608
+            gone += conn.execute(sql, [int(TokenKind.AGGREGATE_OPEN), *chunk]).rowcount
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return gone
     finally:
@@ -316,7 +322,8 @@ def spooled_hits(directory: Path | None, delivery_ids: Sequence[int]) -> tuple[i
             kept: list[bytes] = []
             for line in lines[:-1]:
                 with contextlib.suppress(ValueError, TypeError, IndexError):
-                    if int(json.loads(line)[2]) in wanted:
+                    row = json.loads(line)
+                    if int(row[2]) in wanted and int(row[1]) != TokenKind.AGGREGATE_OPEN:
                         dropped += 1
                         continue
                 kept.append(line + b"\n")

@@ -44,6 +44,7 @@ from .schema_panel import environmentday as environmentday
 from .schema_panel import panelsession as panelsession
 from .schema_panel import team as team
 from .schema_panel import teammembership as teammembership
+from .schema_privacy import aggregatepixel as aggregatepixel
 from .schema_privacy import auditrecord as auditrecord
 from .schema_privacy import consentrecord as consentrecord
 from .schema_privacy import donottrack as donottrack

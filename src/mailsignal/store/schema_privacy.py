@@ -1,5 +1,6 @@
 """The privacy tables (issue 13): audit trail, do-not-track list and form nonces, consent
-records, dropped-hit counts, and what retention-deleted events still count for. Part of
+records, dropped-hit counts, what retention-deleted events still count for, and the
+aggregate open pixels. Part of
 the one schema (schema_base.metadata); schema.py re-exports them."""
 
 from __future__ import annotations
@@ -109,4 +110,16 @@ retainedtally = Table(
     Column("halflifedays", Float, nullable=False),
     Column("updatedon", UtcDateTime, nullable=False, default=utcnow),
     Index("ix_retainedtally_email", "emailactivityid"),
+)
+
+# The aggregate open measure (issue 13, store/aggregate.py, migration 0017): one pixel per
+# email, carried by every copy left untracked for want of consent (setting
+# aggregate_opens). Its token names `pixelid` only, so a hit says which email was opened,
+# never by whom; ingest adds one to `opencount` and keeps nothing else of the request.
+aggregatepixel = Table(
+    "aggregatepixel",
+    metadata,
+    Column("pixelid", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("emailactivityid", Uuid, ForeignKey("email.activityid"), nullable=False, unique=True),
+    Column("opencount", BigInteger, nullable=False, server_default="0"),
 )

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine
 from .. import instrument, outgoing
 from ..addresses import normalise_address
 from ..errors import AuthError, ForbiddenError, InputError
-from ..store import emails, events, sent, users
+from ..store import aggregate, emails, events, sent, users
 from ..store.db import writing
 
 # How long an Idempotency-Key stands for its first request (the IETF draft's example).
@@ -235,9 +235,12 @@ def list_emails(request: Request, user: User, limit: int = 50) -> dict[str, Any]
 
 @router.get("/emails/{activityid}")
 def get_email(activityid: uuid.UUID, request: Request, user: User) -> dict[str, Any]:
-    """One email with its raw and human counters and its deliveries."""
+    """One email with its raw and human counters and its deliveries; with
+    `aggregateopencount` the aggregate opens of its copies left untracked for want of
+    consent (raw, machines included; null when no copy carried that pixel, issue 13)."""
     with _engine(request).connect() as conn:
         row = emails.get(conn, activityid, viewer=user)
+        row["aggregateopencount"] = aggregate.open_count(conn, activityid)
         row["deliveries"] = [_jsonable(d) for d in emails.deliveries(conn, activityid)]
     return _jsonable(row)
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import TokenError
@@ -31,32 +31,15 @@ from ..store import consent, donottrack
 from ..store.db import writing
 from ..tokens import Signer
 from .consenttext import PAGE, TEXT_ID, agreed_text
-from .panel.base import ENV
-from .stop import FORM_MAX_AGE, _language
+from .stop import FORM_MAX_AGE, language, refuse, render_page
 
 CONSENT_FORM = 1 << 62  # marks a form token as the consent page's (module docstring)
 router = APIRouter(include_in_schema=False)
 _HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex, nofollow"}
 
 
-def _page(request: Request, lang: str, state: str, status: int = 200, **extra: Any) -> HTMLResponse:
-    t = PAGE[lang]
-    url = request.app.state.settings.privacy_notice_url
-    heading = {"ask": t["title"], "done": t["done_title"]}.get(state, extra.pop("heading", ""))
-    html = ENV.get_template("stop.html").render(
-        lang=lang,
-        t=t,
-        state=state,
-        heading=heading,
-        privacy_url=url if url and url.lower().startswith(("https://", "http://")) else None,
-        **extra,
-    )
-    return HTMLResponse(html, status_code=status, headers=_HEADERS)
-
-
-def _refused(request: Request, lang: str, what: str, status: int) -> HTMLResponse:
-    t = PAGE[lang]
-    return _page(request, lang, what, status, heading=t[f"{what}_title"], message=t[what])
+_page = partial(render_page, texts=PAGE)  # stop.py's page, with the consent wording
+_refused = partial(refuse, texts=PAGE)
 
 
 def _delivery(signer: Signer, token: str) -> int | None:
@@ -69,7 +52,7 @@ def _delivery(signer: Signer, token: str) -> int | None:
 @router.api_route("/k/{token}", methods=["GET", "HEAD"])
 def show(request: Request, token: str, l: str | None = None) -> Response:  # noqa: E741
     """The page: what would be measured, and the button. Reads only; changes nothing."""
-    lang = _language(request, l)
+    lang = language(request, l)
     signer: Signer = request.app.state.signer
     delivery_id = _delivery(signer, token)
     if delivery_id is None:
@@ -95,7 +78,7 @@ async def allow(request: Request, token: str) -> Response:
     except Exception:  # a body that is no form at all
         form = None
     given = form.get("l") if form is not None else None
-    lang = _language(request, given if isinstance(given, str) else None)
+    lang = language(request, given if isinstance(given, str) else None)
     signer: Signer = request.app.state.signer
     delivery_id = _delivery(signer, token)
     form_token = form.get("form") if form is not None else None

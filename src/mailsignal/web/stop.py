@@ -39,7 +39,7 @@ router = APIRouter(include_in_schema=False)
 _HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex, nofollow"}
 
 
-def _language(request: Request, given: str | None) -> str:
+def language(request: Request, given: str | None) -> str:
     """`?l=` if MailSignal has it, else the best of Accept-Language, else English."""
     if given and given.lower() in PAGE:
         return given.lower()
@@ -54,8 +54,18 @@ def _language(request: Request, given: str | None) -> str:
     return pick_language(*(tag for _w, tag in sorted(ranked)))
 
 
-def _page(request: Request, lang: str, state: str, status: int = 200, **extra: Any) -> HTMLResponse:
-    t = PAGE[lang]
+def render_page(
+    request: Request,
+    lang: str,
+    state: str,
+    status: int = 200,
+    *,
+    texts: dict[str, dict[str, str]] = PAGE,
+    **extra: Any,
+) -> HTMLResponse:
+    """A recipient's page (stop.html) in `lang`: `state` ask, done or a refusal, with
+    `texts` (this page's wording; the consent page passes its own)."""
+    t = texts[lang]
     url = request.app.state.settings.privacy_notice_url
     heading = {"ask": t["title"], "done": t["done_title"]}.get(state, extra.pop("heading", ""))
     html = ENV.get_template("stop.html").render(
@@ -69,9 +79,19 @@ def _page(request: Request, lang: str, state: str, status: int = 200, **extra: A
     return HTMLResponse(html, status_code=status, headers=_HEADERS)
 
 
-def _refused(request: Request, lang: str, what: str, status: int) -> HTMLResponse:
-    t = PAGE[lang]
-    return _page(request, lang, what, status, heading=t[f"{what}_title"], message=t[what])
+def refuse(
+    request: Request,
+    lang: str,
+    what: str,
+    status: int,
+    *,
+    texts: dict[str, dict[str, str]] = PAGE,
+) -> HTMLResponse:
+    """The page saying why a link or form was refused (`what`: invalid, used, ...)."""
+    t = texts[lang]
+    return render_page(
+        request, lang, what, status, texts=texts, heading=t[f"{what}_title"], message=t[what]
+    )
 
 
 def _delivery(signer: Signer, token: str) -> int | None:
@@ -84,22 +104,22 @@ def _delivery(signer: Signer, token: str) -> int | None:
 @router.api_route("/p/{token}", methods=["GET", "HEAD"])
 def show(request: Request, token: str, l: str | None = None) -> Response:  # noqa: E741
     """The page: what is measured, and the button. Reads only; changes nothing."""
-    lang = _language(request, l)
+    lang = language(request, l)
     signer: Signer = request.app.state.signer
     delivery_id = _delivery(signer, token)
     if delivery_id is None:
-        return _refused(request, lang, "invalid", 404)
+        return refuse(request, lang, "invalid", 404)
     with request.app.state.engine.connect() as conn:
         address = donottrack.delivery_address(conn, delivery_id)
         stopped = address is not None and bool(
             donottrack.listed(conn, [signer.address_hash(address)])
         )
     if address is None:  # the delivery was erased
-        return _refused(request, lang, "invalid", 404)
+        return refuse(request, lang, "invalid", 404)
     if stopped:
-        return _page(request, lang, "done")
+        return render_page(request, lang, "done")
     form = signer.sign_form(delivery_id, int(time.time()))
-    return _page(request, lang, "ask", action=f"/p/{token}", form_token=form)
+    return render_page(request, lang, "ask", action=f"/p/{token}", form_token=form)
 
 
 @router.post("/p/{token}")
@@ -110,21 +130,21 @@ async def stop(request: Request, token: str) -> Response:
     except Exception:  # a body that is no form at all
         form = None
     given = form.get("l") if form is not None else None
-    lang = _language(request, given if isinstance(given, str) else None)
+    lang = language(request, given if isinstance(given, str) else None)
     signer: Signer = request.app.state.signer
     delivery_id = _delivery(signer, token)
     form_token = form.get("form") if form is not None else None
     if delivery_id is None or not isinstance(form_token, str):
-        return _refused(request, lang, "invalid", 400)
+        return refuse(request, lang, "invalid", 400)
     try:
         signed_for, nonce, _issued = signer.verify_form(form_token, int(time.time()), FORM_MAX_AGE)
     except TokenError:
-        return _refused(request, lang, "invalid", 400)
+        return refuse(request, lang, "invalid", 400)
     if signed_for != delivery_id:
-        return _refused(request, lang, "invalid", 400)
+        return refuse(request, lang, "invalid", 400)
     refused = await run_in_threadpool(_record, request, delivery_id, nonce.hex())
     if refused is not None:
-        return _refused(request, lang, *refused)
+        return refuse(request, lang, *refused)
     return RedirectResponse(f"/p/{token}?l={lang}", status_code=303, headers=_HEADERS)
 
 

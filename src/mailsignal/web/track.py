@@ -8,7 +8,8 @@ framework sits in front: routing by prefix and a pre-built response cost a few
 microseconds, where a Starlette route costs half the throughput (DESIGN §5).
 
 Rules this module keeps:
-- a bad token records nothing; the pixel still answers the GIF, a click answers a
+- a bad token records nothing (nor does a token of another kind on a path); the pixel
+  still answers the GIF, a click answers a
   plain "link expired or invalid" page and never redirects;
 - a click redirects only to the URL signed into its own token, and only http(s) (the
   scheme in any case: mail already out carries `HTTPS://` links);
@@ -17,7 +18,9 @@ Rules this module keeps:
 - nothing here answers 500: an unexpected error is logged and the normal answer sent;
 - a hit the journal cannot take is still answered: the writer spools it, or holds it in
   memory, and counts and logs it (store/fallback.py); nothing is lost silently;
-- the client address comes from X-Forwarded-For only when the peer is a trusted proxy.
+- the client address comes from X-Forwarded-For only when the peer is a trusted proxy;
+- the aggregate open pixel (issue 13) is answered like the other; its journal row holds
+  the pixel, the time and the method only: no address, user agent or header.
 """
 
 from __future__ import annotations
@@ -113,7 +116,8 @@ _INVALID = _html(404, _INVALID_PAGE)
 _HONEYPOT = _html(200, _HONEYPOT_PAGE)
 _GONE = _html(410, _GONE_PAGE)
 _NOT_ALLOWED = (405, [(b"allow", b"GET, HEAD"), (b"content-length", b"0")], b"")
-_OPEN = TokenKind.OPEN  # read once, not through the enum class on every hit
+# Read once, not through the enum class on every hit.
+_OPEN, _AGGREGATE = TokenKind.OPEN, TokenKind.AGGREGATE_OPEN
 
 
 class ClientAddress:
@@ -186,8 +190,11 @@ class Tracker:
             await _respond(send, *_NOT_ALLOWED)
             return
         try:
-            claims = self.signer.verify(token, TokenKind.OPEN)
-            await self._record(scope, claims.kind, claims.delivery_id, None)
+            claims = self.signer.verify(token)
+            if claims.kind is _OPEN:
+                await self._record(scope, claims.kind, claims.delivery_id, None)
+            elif claims.kind is _AGGREGATE:
+                await self._aggregate(scope, claims.delivery_id)
         except TokenError:
             pass
         except Exception:  # never a 500 on the pixel
@@ -285,6 +292,12 @@ class Tracker:
             return None
         # The length sent is the file's own, so a damaged sidecar cannot break the response.
         return meta, os.fstat(fh.fileno()).st_size, fh
+
+    async def _aggregate(self, scope: Scope, pixel_id: int) -> None:
+        """Journal an aggregate open (issue 13): the pixel and the time, nothing of the
+        request (no address, user agent or header), so not even the journal holds any."""
+        row = (time.time(), int(_AGGREGATE), pixel_id, None, "", "", scope["method"], "{}")
+        await self.journal.append(row)
 
     async def _record(
         self, scope: Scope, kind: TokenKind, delivery_id: int, link_id: int | None

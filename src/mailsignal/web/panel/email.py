@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 
 from ...classify.rules import RULES
 from ...model import EventKind
-from ...store import paneldetail
+from ...store import aggregate, paneldetail
 from . import base, charts
 
 router = APIRouter(include_in_schema=False)
@@ -269,6 +269,7 @@ def email_page(request: Request, activityid: str, who: Viewer) -> HTMLResponse:
         recipients = paneldetail.deliveries(conn, key)
         rows = paneldetail.events(conn, key)
         links = paneldetail.link_clicks(conn, key)
+        aggregate_opens = aggregate.open_count(conn, key)
     sent = mail["senton"] or mail["createdon"]
     by_delivery: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -290,6 +291,7 @@ def email_page(request: Request, activityid: str, who: Viewer) -> HTMLResponse:
         mail=mail,
         sent=sent,
         kpis=kpis(mail, rows),
+        aggregate_opens=aggregate_opens,
         machine_events=sum(1 for r in rows if r["verdict"] == "machine"),
         forward_events=sum(1 for r in rows if r["verdict"] == "forward"),
         who_summary=who_summary(rows),
