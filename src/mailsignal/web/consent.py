@@ -31,11 +31,10 @@ from ..store import consent, donottrack
 from ..store.db import writing
 from ..tokens import Signer
 from .consenttext import PAGE, TEXT_ID, agreed_text
-from .stop import FORM_MAX_AGE, language, refuse, render_page
+from .stop import FORM_MAX_AGE, NO_STORE, language, refuse, render_page
 
 CONSENT_FORM = 1 << 62  # marks a form token as the consent page's (module docstring)
 router = APIRouter(include_in_schema=False)
-_HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex, nofollow"}
 
 
 _page = partial(render_page, texts=PAGE)  # stop.py's page, with the consent wording
@@ -93,7 +92,7 @@ async def allow(request: Request, token: str) -> Response:
     refused = await run_in_threadpool(_record, request, delivery_id, nonce.hex(), lang)
     if refused is not None:
         return _refused(request, lang, *refused)
-    return RedirectResponse(f"/k/{token}?l={lang}", status_code=303, headers=_HEADERS)
+    return RedirectResponse(f"/k/{token}?l={lang}", status_code=303, headers=NO_STORE)
 
 
 def _record(request: Request, delivery_id: int, nonce: str, lang: str) -> tuple[str, int] | None:

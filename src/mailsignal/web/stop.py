@@ -36,7 +36,7 @@ from .stoptext import PAGE
 
 FORM_MAX_AGE = 24 * 3600  # seconds a page's form may be sent after it was shown
 router = APIRouter(include_in_schema=False)
-_HEADERS = {"cache-control": "no-store", "x-robots-tag": "noindex, nofollow"}
+NO_STORE = {"cache-control": "no-store", "x-robots-tag": "noindex, nofollow"}
 
 
 def language(request: Request, given: str | None) -> str:
@@ -76,7 +76,7 @@ def render_page(
         privacy_url=url if url and url.lower().startswith(("https://", "http://")) else None,
         **extra,
     )
-    return HTMLResponse(html, status_code=status, headers=_HEADERS)
+    return HTMLResponse(html, status_code=status, headers=NO_STORE)
 
 
 def refuse(
@@ -145,7 +145,7 @@ async def stop(request: Request, token: str) -> Response:
     refused = await run_in_threadpool(_record, request, delivery_id, nonce.hex())
     if refused is not None:
         return refuse(request, lang, *refused)
-    return RedirectResponse(f"/p/{token}?l={lang}", status_code=303, headers=_HEADERS)
+    return RedirectResponse(f"/p/{token}?l={lang}", status_code=303, headers=NO_STORE)
 
 
 def _record(request: Request, delivery_id: int, nonce: str) -> tuple[str, int] | None:
